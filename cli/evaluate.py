@@ -1,0 +1,9 @@
+"""CLI: evaluate commands (thin shell over the library)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the evaluate command(s) to the root app."""

@@ -1,0 +1,144 @@
+"""Output I/O: atomic writes, JSON sidecars, PNG and NIfTI images.
+
+Every file the toolkit writes goes through :func:`atomic_write` (temp file in the same
+folder, fsync, then ``os.replace``), so an interrupted run never leaves a partial or
+corrupted output. Every generated image gets a JSON sidecar (``<name>.json``) from which
+it can be regenerated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from ivus_sim.errors import IvusSimError
+
+__all__ = [
+    "atomic_write",
+    "atomic_path",
+    "write_json",
+    "sidecar_path",
+    "save_png",
+    "save_nifti",
+    "array_hash",
+    "check_writable",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes),
+                               dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write ``path`` atomically: ``write`` receives a binary file handle on a temp file."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "value"):  # enums
+        return o.value
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(obj, indent=2, default=_json_default, sort_keys=False) + "\n"
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of an output file: ``img.png`` -> ``img.json``, ``img.nii.gz`` -> ``img.json``."""
+    path = Path(path)
+    name = path.name
+    for suf in (".nii.gz", ".nii", ".png", ".npy", ".tif", ".tiff"):
+        if name.endswith(suf):
+            name = name[: -len(suf)]
+            break
+    return path.with_name(name + ".json")
+
+
+def check_writable(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to clobber an existing file unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise IvusSimError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Save a ``(H, W)`` uint8 (or ``(H, W, 3)``) image as PNG, atomically, without metadata."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"save_png expects uint8, got {arr.dtype}")
+    im = Image.fromarray(arr)
+    return atomic_write(path, lambda fh: im.save(fh, format="PNG"))
+
+
+def save_nifti(path: str | Path, volume: np.ndarray, pixel_mm: float, frame_mm: float = 1.0) -> Path:
+    """Save ``(H, W)`` or ``(F, H, W)`` data as NIfTI with spacing in mm, atomically.
+
+    Axis convention: NIfTI ``(x, y, z)`` = (column, row, frame), i.e. the array is stored as
+    ``volume.transpose(2, 1, 0)``; :func:`ivus_sim.phantom.read_phantom` reads it back the same way.
+    """
+    import nibabel as nib
+
+    vol = np.asarray(volume)
+    if vol.ndim == 2:
+        vol = vol[None]
+    data = np.ascontiguousarray(vol.transpose(2, 1, 0))
+    affine = np.diag([pixel_mm, pixel_mm, frame_mm, 1.0])
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm")
+    suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
+    with atomic_path(path) as tmp:
+        tmp_n = tmp.with_name(tmp.name + suffix)
+        nib.save(img, tmp_n)
+        os.replace(tmp_n, tmp)
+    return Path(path)
+
+
+def array_hash(a: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and bytes (first 16 hex digits)."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{a.shape}{a.dtype}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:16]

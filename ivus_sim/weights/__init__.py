@@ -1,0 +1,1 @@
+"""ivus_sim.weights"""
