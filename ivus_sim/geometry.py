@@ -40,6 +40,7 @@ __all__ = [
     "radius_map",
     "cart_to_polar",
     "polar_to_cart",
+    "sample_polar",
 ]
 
 DEFAULT_FOV_MM = 10.0
@@ -119,17 +120,24 @@ def fov_mask(size: int) -> np.ndarray:
     return radius_map(size) <= 1.0
 
 
-@lru_cache(maxsize=32)
-def _cart_to_polar_grid(size: int, n_angles: int, n_samples: int, device: str) -> torch.Tensor:
-    th = torch.arange(n_angles, dtype=torch.float64) * (2 * math.pi / n_angles)
-    r = (torch.arange(n_samples, dtype=torch.float64) + 0.5) * (size / 2) / n_samples
+def _polar_grid(size: int, theta: torch.Tensor, r_frac: torch.Tensor, device: str) -> torch.Tensor:
+    """grid_sample grid (1, A, S, 2) for angles ``theta`` [rad] and radii ``r_frac`` (units of the disc radius)."""
+    r = r_frac.double() * (size / 2)
+    th = theta.double()
     c = (size - 1) / 2
     row = c + r[None, :] * torch.sin(th[:, None])
     col = c + r[None, :] * torch.cos(th[:, None])
     # grid_sample, align_corners=True: -1 -> pixel 0, +1 -> pixel N-1
     gx = col / (size - 1) * 2 - 1
     gy = row / (size - 1) * 2 - 1
-    return torch.stack([gx, gy], -1).float().unsqueeze(0).to(device)  # (1, A, S, 2)
+    return torch.stack([gx, gy], -1).float().unsqueeze(0).to(device)
+
+
+@lru_cache(maxsize=32)
+def _cart_to_polar_grid(size: int, n_angles: int, n_samples: int, device: str) -> torch.Tensor:
+    th = torch.arange(n_angles, dtype=torch.float64) * (2 * math.pi / n_angles)
+    r = (torch.arange(n_samples, dtype=torch.float64) + 0.5) / n_samples
+    return _polar_grid(size, th, r, device)
 
 
 @lru_cache(maxsize=32)
@@ -176,16 +184,43 @@ def cart_to_polar(
     Returns:
         ``(..., n_angles, n_samples)``, same type (numpy or torch) and dtype as the input.
     """
+    size = int(np.shape(image)[-1])
+    grid = _cart_to_polar_grid(size, n_angles, n_samples, str(torch.as_tensor(image[..., :1, :1]).device))
+    return _sample(image, grid, interp)
+
+
+def sample_polar(
+    image: torch.Tensor | np.ndarray,
+    theta: np.ndarray,
+    r_frac: np.ndarray,
+    interp: Interp = Interp.BILINEAR,
+) -> torch.Tensor | np.ndarray:
+    """Sample Cartesian images on an arbitrary polar grid (for measurements with their own grid).
+
+    Args:
+        image: ``(..., N, N)``.
+        theta: ``(A,)`` angles [rad], same convention as :func:`cart_to_polar`.
+        r_frac: ``(S,)`` radii in units of the FOV disc radius ``N/2``.
+        interp: interpolation.
+
+    Returns:
+        ``(..., A, S)``, same type and dtype as the input.
+    """
+    size = int(np.shape(image)[-1])
+    dev = str(torch.as_tensor(image[..., :1, :1]).device)
+    grid = _polar_grid(size, torch.as_tensor(theta), torch.as_tensor(r_frac), dev)
+    return _sample(image, grid, interp)
+
+
+def _sample(image: torch.Tensor | np.ndarray, grid: torch.Tensor, interp: Interp) -> torch.Tensor | np.ndarray:
     t, lead, was_numpy = _as_batch(image)
     dtype = t.dtype
-    size = t.shape[-1]
-    if t.shape[-2] != size:
+    if t.shape[-2] != t.shape[-1]:
         raise ValueError(f"image must be square, got {tuple(t.shape[-2:])}")
-    grid = _cart_to_polar_grid(size, n_angles, n_samples, str(t.device))
     src = t.float() if not t.is_floating_point() else t
     out = F.grid_sample(src, grid.to(src.dtype).expand(src.shape[0], -1, -1, -1), mode=Interp(interp).value,
                         padding_mode="border", align_corners=True)
-    out = out.reshape(*lead, n_angles, n_samples)
+    out = out.reshape(*lead, *grid.shape[1:3])
     if not dtype.is_floating_point:
         out = out.round().to(dtype)
     return out.numpy() if was_numpy else out
