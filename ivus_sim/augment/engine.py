@@ -1,0 +1,90 @@
+"""Which simulator renders the augmentation images (one interface: :class:`ivus_sim.Simulator`).
+
+* ``Engine.LEARNED`` (default): the embedded default learned model, ``Simulator.default()``;
+* ``Engine.PHYSICS``: the stage-0 physics engine, ``Simulator.physics(preset=...)``;
+* a trained run folder or checkpoint (``--model``): ``Simulator.from_run(path)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivus_sim.errors import IvusSimError
+
+__all__ = ["Engine", "EngineSpec", "render"]
+
+
+class Engine(str, Enum):
+    """Image engine."""
+
+    PHYSICS = "physics"
+    LEARNED = "learned"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A picklable description of the engine (rebuilt in every worker process).
+
+    Args:
+        engine: physics (stage 0) or learned.
+        preset: transducer preset of the physics engine (``20mhz``, ``40mhz`` or a YAML path).
+        model: a trained run folder/checkpoint for ``Simulator.from_run``; ``None`` for the
+            embedded default model. Only with ``engine=LEARNED``.
+        device: torch device of the simulator (``cpu`` by default: augmentation runs one
+            single-threaded simulator per core).
+    """
+
+    engine: Engine = Engine.LEARNED
+    preset: str = "20mhz"
+    model: Path | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.model is not None and self.engine is Engine.PHYSICS:
+            raise IvusSimError("--model and --engine physics exclude each other (a model is a learned engine)")
+
+    def build(self) -> Any:
+        """The :class:`ivus_sim.Simulator` this spec describes."""
+        from ivus_sim import Simulator
+
+        if self.engine is Engine.PHYSICS:
+            return Simulator.physics(preset=self.preset, device=self.device)
+        if self.model is not None:
+            if not Path(self.model).exists():
+                raise IvusSimError(f"--model {self.model}: no such file or folder")
+            return Simulator.from_run(self.model, device=self.device)
+        return Simulator.default(device=self.device)
+
+    def describe(self) -> str:
+        """Short label for manifests: ``physics:20mhz``, ``learned:default`` or ``model:PATH``."""
+        if self.engine is Engine.PHYSICS:
+            return f"physics:{self.preset}"
+        return f"model:{self.model}" if self.model is not None else "learned:default"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine.value, "preset": self.preset if self.engine is Engine.PHYSICS else None,
+                "model": str(Path(self.model).resolve()) if self.model is not None else None, "device": self.device}
+
+
+def render(simulator: Any, labels: np.ndarray, seed: int, fov_mm: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """One image of a tissue label map.
+
+    Args:
+        simulator: a :class:`ivus_sim.Simulator`.
+        labels: ``(N, N)`` uint8 tissue ids.
+        seed: the image seed.
+        fov_mm: field-of-view diameter [mm] of the label map.
+
+    Returns:
+        ``(image (N, N) uint8, the simulator's sidecar record)``.
+    """
+    res = simulator.generate(labels, n=1, seed=int(seed), fov_mm=float(fov_mm))
+    image = np.asarray(res.images)[0]
+    if image.dtype != np.uint8 or image.shape != labels.shape:
+        raise RuntimeError(f"simulator returned {image.dtype} {image.shape}; expected uint8 {labels.shape}")
+    return image, dict(res.records[0])
