@@ -79,6 +79,14 @@ class LabelMapping:
     name: str = "custom"
 
     def __post_init__(self) -> None:
+        names = [lab.name for lab in self.labels]
+        if len(set(names)) != len(names):
+            raise IvusSimError(f"label mapping {self.name}: duplicate label names in {names}")
+        ids = [lab.id for lab in self.labels]
+        if len(set(ids)) != len(ids):
+            raise IvusSimError(f"label mapping {self.name}: duplicate label ids in {ids}")
+        if IGNORE_LABEL in names and names[-1] != IGNORE_LABEL:
+            raise IvusSimError(f"label mapping {self.name}: the {IGNORE_LABEL!r} label must be listed last")
         seen: dict[Tissue, str] = {}
         for lab in self.labels:
             for t in lab.tissues:
@@ -90,14 +98,6 @@ class LabelMapping:
         if missing:
             raise IvusSimError(f"label mapping {self.name}: tissues not assigned to any label: {', '.join(missing)}"
                                " (list every tissue of the table exactly once)")
-        names = [lab.name for lab in self.labels]
-        if len(set(names)) != len(names):
-            raise IvusSimError(f"label mapping {self.name}: duplicate label names in {names}")
-        ids = [lab.id for lab in self.labels]
-        if len(set(ids)) != len(ids):
-            raise IvusSimError(f"label mapping {self.name}: duplicate label ids in {ids}")
-        if IGNORE_LABEL in names and names[-1] != IGNORE_LABEL:
-            raise IvusSimError(f"label mapping {self.name}: the {IGNORE_LABEL!r} label must be listed last")
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

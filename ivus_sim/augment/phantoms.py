@@ -5,8 +5,8 @@
 * a folder of the user's phantoms (``--phantoms DIR``, read by
   :func:`ivus_sim.phantom.reader.read_phantoms`): all frames of all phantoms, in reading order,
   are cycled through, output ``i`` using frame ``i mod n_frames`` (each with its own image seed,
-  so repeated frames get fresh speckle). Frames of another size are resampled (nearest
-  neighbour) to ``--size`` when it is given.
+  so repeated frames get fresh speckle). Phantoms are resampled (nearest neighbour) to
+  ``--size`` when it is given, else keep their own size.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Geometry
-from ivus_sim.phantom.phantom import Phantom, finalise_labels
+from ivus_sim.phantom.phantom import Phantom
 
 __all__ = ["PhantomFrame", "PhantomSource"]
 
@@ -48,14 +48,6 @@ class PhantomFrame:
     meta: dict[str, Any]
 
 
-def _resize_nearest(labels: np.ndarray, size: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.as_tensor(labels[None, None].astype(np.float32))
-    return F.interpolate(t, size=(size, size), mode="nearest-exact")[0, 0].numpy().astype(np.uint8)
-
-
 @dataclass
 class PhantomSource:
     """Label maps for outputs ``0..n-1``.
@@ -80,7 +72,7 @@ class PhantomSource:
             folder = Path(self.folder)
             if not folder.is_dir():
                 raise IvusSimError(f"--phantoms {folder}: not a folder")
-            phantoms = list(read_phantoms(folder))
+            phantoms = list(read_phantoms(folder, size=self.size))
             self._frames = [(p, f) for p in phantoms for f in range(p.n_frames)]
             if not self._frames:
                 raise IvusSimError(f"--phantoms {folder}: no phantoms found")
@@ -103,12 +95,8 @@ class PhantomSource:
                                 dict(p.meta.get("params", {})), dict(p.meta))
         k = index % len(self._frames)
         p, f = self._frames[k]
-        labels, geometry = p.labels[f], p.geometry
-        if self.size is not None and self.size != geometry.size:
-            geometry = geometry.with_size(self.size)
-            labels = finalise_labels(_resize_nearest(labels, self.size), geometry)
-        return PhantomFrame(labels, geometry, f"{p.source}#frame{f}" if p.n_frames > 1 else p.source, k, p.hash(),
-                            {}, dict(p.meta))
+        source = f"{p.source}#frame{f}" if p.n_frames > 1 else p.source
+        return PhantomFrame(p.labels[f], p.geometry, source, k, p.hash(), {}, dict(p.meta))
 
     def to_dict(self) -> dict[str, Any]:
         """What defines the label maps (compared on resume)."""

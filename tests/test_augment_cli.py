@@ -1,0 +1,57 @@
+"""``ivus-sim augment`` in-process: a usable dataset, resume, sharding, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from ivus_sim.cli.main import app
+
+runner = CliRunner()
+BASE = ["augment", "--engine", "physics", "--size", "64", "--workers", "0", "--no-progress", "--seed", "3"]
+
+
+def test_cli_writes_an_nnunet_png_dataset_with_merged_labels(tmp_path):
+    out = tmp_path / "Dataset501_IVUS"
+    res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(out), "--format", "png", "--layout", "nnunet",
+                              "--labels-map", "lumen-wall"])
+    assert res.exit_code == 0, res.output
+    assert "dataset complete: 2 pairs" in res.output
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["labels"] == {"background": 0, "lumen": 1, "wall": 2} and meta["file_ending"] == ".png"
+    assert sorted(p.name for p in (out / "imagesTr").glob("*.png")) == ["ivus_000000_0000.png", "ivus_000001_0000.png"]
+    # rerun: nothing to do, nothing duplicated
+    res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(out), "--format", "png", "--layout", "nnunet",
+                              "--labels-map", "lumen-wall"])
+    assert res.exit_code == 0 and "wrote 0 pairs" in res.output and "2 were already there" in res.output
+
+
+def test_cli_shards_report_progress_until_complete(tmp_path):
+    out = tmp_path / "ds"
+    res0 = runner.invoke(app, [*BASE, "--n", "3", "--out", str(out), "--shard", "0/2"])
+    assert res0.exit_code == 0, res0.output
+    assert "2/3 pairs present" in res0.output and not (out / "dataset.json").exists()
+    res1 = runner.invoke(app, [*BASE, "--n", "3", "--out", str(out), "--shard", "1/2"])
+    assert res1.exit_code == 0 and "dataset complete: 3 pairs" in res1.output
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 3
+
+
+def test_cli_bad_labels_map_is_one_error_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "map.yaml"
+    bad.write_text("background: [perivascular, outside]\nlumen: [lumen, blod]\n")
+    out = tmp_path / "ds"
+    res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(out), "--labels-map", str(bad)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "unknown tissue 'blod'" in lines[0]
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_cli_option_errors(tmp_path):
+    res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(tmp_path / "a"), "--shard", "2/2"])
+    assert res.exit_code == 2 and "need 0 <= i < k" in res.output
+    res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(tmp_path / "b"), "--model", str(tmp_path)])
+    assert res.exit_code == 2 and "exclude each other" in res.output
+    res = runner.invoke(app, [*BASE, "--n", "0", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "--n must be >= 1" in res.output
