@@ -1,5 +1,12 @@
 """Phantoms: tissue label maps on the shared geometry (reading, making, converting, previewing)."""
 
+from ivus_sim.phantom.converters import (
+    VHPalette,
+    challenge_frame_to_phantom,
+    convert_challenge_folder,
+    convert_vh,
+    vh_image_to_phantom,
+)
 from ivus_sim.phantom.phantom import Phantom, finalise_labels, validate_labels
 from ivus_sim.phantom.random import (
     PhantomParams,
@@ -9,15 +16,26 @@ from ivus_sim.phantom.random import (
     render_params,
     sample_params,
 )
+from ivus_sim.phantom.reader import list_phantom_files, read_phantom, read_phantoms, snap_to_palette, write_phantom
 
 __all__ = [
     "Phantom",
     "PhantomParams",
     "RandomPhantomConfig",
+    "VHPalette",
+    "challenge_frame_to_phantom",
+    "convert_challenge_folder",
+    "convert_vh",
     "finalise_labels",
+    "list_phantom_files",
     "phantom_from_meta",
     "random_phantom",
+    "read_phantom",
+    "read_phantoms",
     "render_params",
     "sample_params",
+    "snap_to_palette",
     "validate_labels",
+    "vh_image_to_phantom",
+    "write_phantom",
 ]

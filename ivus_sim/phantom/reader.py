@@ -44,6 +44,7 @@ __all__ = [
     "PHANTOM_EXTENSIONS",
     "DEFAULT_COLOUR_TOLERANCE",
     "SnapResult",
+    "snap_colours",
     "snap_to_palette",
     "read_phantom",
     "read_phantoms",
@@ -123,7 +124,7 @@ def _edge_blend(rgb: np.ndarray, tolerance: float) -> np.ndarray:
     return out
 
 
-def _describe_offending(rgb: np.ndarray, mask: np.ndarray, source: str) -> str:
+def _describe_offending(rgb: np.ndarray, mask: np.ndarray, source: str, hint: str) -> str:
     px = rgb[mask].astype(np.int64)
     packed = (px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2]
     vals, counts = np.unique(packed, return_counts=True)
@@ -133,35 +134,37 @@ def _describe_offending(rgb: np.ndarray, mask: np.ndarray, source: str) -> str:
     more = f" and {len(vals) - 5} more colours" if len(vals) > 5 else ""
     rows, cs = np.nonzero(mask)
     first = int(np.argmin(rows * mask.shape[1] + cs))
-    return (f"{source}: {int(mask.sum())} pixels are far from every sketch colour ({cols}{more}) in rows "
+    return (f"{source}: {int(mask.sum())} pixels are far from every {hint} colour ({cols}{more}) in rows "
             f"{rows.min()}-{rows.max()}, columns {cs.min()}-{cs.max()} (first at row {rows[first]}, column "
-            f"{cs[first]}); repaint them in the palette (`ivus-sim phantom palette`) or raise --colour-tolerance")
+            f"{cs[first]})")
 
 
-def snap_to_palette(rgb: np.ndarray, *, tolerance: float = DEFAULT_COLOUR_TOLERANCE,
-                    alpha: np.ndarray | None = None, source: str = "sketch") -> SnapResult:
-    """Turn a colour sketch ``(H, W, 3)`` uint8 into tissue ids by snapping to the sketch palette.
+def snap_colours(rgb: np.ndarray, colours: np.ndarray, ids: np.ndarray, *,
+                 tolerance: float = DEFAULT_COLOUR_TOLERANCE, alpha: np.ndarray | None = None,
+                 source: str = "sketch", hint: str = "sketch", advice: str = "") -> SnapResult:
+    """Snap a colour image ``(H, W, 3)`` to a colour table: ``colours`` ``(K, 3)`` -> ``ids`` ``(K,)``.
 
-    1. Pixels within ``tolerance`` (Euclidean RGB) of a palette colour, and not a blend of two
-       different neighbours (:func:`_edge_blend`), are *confident* and take that colour's tissue.
-    2. Other pixels whose colour lies near a blend of two palette colours (anti-aliasing, JPEG
-       noise) take the tissue of the nearest confident pixel within ``EDGE_RADIUS_PX``.
-    3. The rest are off-palette. Isolated specks are filled like (2) from any distance; a blob of
+    1. Pixels within ``tolerance`` (Euclidean RGB) of a table colour, and not a blend of two
+       different neighbours (:func:`_edge_blend`), are *confident* and take that colour's id.
+    2. Other pixels whose colour lies near a blend of two table colours (anti-aliasing, JPEG
+       noise) take the id of the nearest confident pixel within ``EDGE_RADIUS_PX``.
+    3. The rest are off-table. Isolated specks are filled like (2) from any distance; a blob of
        ``BULK_BLOB_PX`` pixels or more, or more than ``BULK_FRACTION`` of the image, raises an
        :class:`IvusSimError` naming the colours, their counts and where they are.
 
     Args:
         rgb: ``(H, W, 3)`` colour image.
+        colours: ``(K, 3)`` table colours; ``ids``: ``(K,)`` uint8 value for each.
         tolerance: colour distance (0-441) for a confident match.
         alpha: optional ``(H, W)`` alpha channel; fully transparent pixels (< 128) become ``OUTSIDE``.
-        source: name used in error messages.
+        source, hint, advice: wording of error messages (file name, table name, what to do).
     """
     if not tolerance > 0:
         raise IvusSimError(f"colour tolerance must be positive, got {tolerance}")
     img = np.asarray(rgb, dtype=np.uint8)
     h, w = img.shape[:2]
-    pal = palette_array().astype(np.float64)
-    ids = np.array(PALETTE_IDS, dtype=np.uint8)
+    pal = np.asarray(colours, dtype=np.float64)
+    ids = np.asarray(ids, dtype=np.uint8)
 
     packed = (img[..., 0].astype(np.int64) << 16) | (img[..., 1].astype(np.int64) << 8) | img[..., 2]
     uniq, inverse = np.unique(packed.ravel(), return_inverse=True)
@@ -179,8 +182,7 @@ def snap_to_palette(rgb: np.ndarray, *, tolerance: float = DEFAULT_COLOUR_TOLERA
 
     confident = (in_pal & ~_edge_blend(img.astype(np.float64), tolerance)) | transparent
     if not confident.any():
-        raise IvusSimError(f"{source}: no pixel is within the colour tolerance of a sketch colour; "
-                           "is this a sketch in the palette (`ivus-sim phantom palette`)?")
+        raise IvusSimError(f"{source}: no pixel is within the colour tolerance of a {hint} colour{advice}")
     dist_px, (ri, ci) = ndimage.distance_transform_edt(~confident, return_indices=True)
     from_nearest = labels[ri, ci]
     edge = ~confident & in_blend & (dist_px <= EDGE_RADIUS_PX)
@@ -189,9 +191,18 @@ def snap_to_palette(rgb: np.ndarray, *, tolerance: float = DEFAULT_COLOUR_TOLERA
         comp, _ = ndimage.label(offending, structure=np.ones((3, 3)))
         biggest = int(np.bincount(comp.ravel())[1:].max())
         if biggest >= BULK_BLOB_PX or offending.mean() > BULK_FRACTION:
-            raise IvusSimError(_describe_offending(img, offending, source))
+            raise IvusSimError(_describe_offending(img, offending, source, hint) + advice)
     out = np.where(confident, labels, from_nearest).astype(np.uint8)
     return SnapResult(out, float(confident.mean()), float(edge.mean()), float(offending.mean()))
+
+
+def snap_to_palette(rgb: np.ndarray, *, tolerance: float = DEFAULT_COLOUR_TOLERANCE,
+                    alpha: np.ndarray | None = None, source: str = "sketch") -> SnapResult:
+    """Turn a colour sketch ``(H, W, 3)`` into tissue ids with the sketch palette (see :func:`snap_colours`)."""
+    return snap_colours(rgb, palette_array(), np.array(PALETTE_IDS, dtype=np.uint8), tolerance=tolerance,
+                        alpha=alpha, source=source, hint="sketch",
+                        advice="; repaint them in the palette (`ivus-sim phantom palette`) or raise "
+                               "--colour-tolerance")
 
 
 # --------------------------------------------------------------------------- format readers
