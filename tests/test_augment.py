@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -96,7 +97,8 @@ def test_monai_layout_loads_with_monai_and_labels_are_tissue_ids(tmp_path, fmt):
     if fmt is ImageFormat.NIFTI:
         import nibabel as nib
 
-        zooms = nib.load(str(out / items[0]["image"])).header.get_zooms()
+        nii: Any = nib.load(str(out / items[0]["image"]))
+        zooms = nii.header.get_zooms()
         assert zooms[:2] == pytest.approx((10.0 / SIZE, 10.0 / SIZE))
 
 
@@ -134,7 +136,8 @@ def test_nnunet_layout_with_tissue_ids_uses_consecutive_ids_and_an_ignore_label(
     assert sorted(labels.values()) == list(range(len(labels)))  # nnU-Net v2 requires consecutive ids
     import nibabel as nib
 
-    lab = np.asarray(nib.load(str(out / "labelsTr/ivus_000000.nii.gz")).dataobj)
+    img: Any = nib.load(str(out / "labelsTr/ivus_000000.nii.gz"))
+    lab = np.asarray(img.dataobj)
     assert int(lab.max()) == labels["ignore"]  # the corners outside the FOV
 
 
@@ -156,7 +159,8 @@ def test_sidecar_regenerates_its_case(reference):
 
     sc = reference / "imagesTr" / "ivus_000003.json"
     image, label = regenerate_case(sc)
-    written = np.asarray(nib.load(str(reference / "imagesTr/ivus_000003.nii.gz")).dataobj)[..., 0].T
+    img: Any = nib.load(str(reference / "imagesTr/ivus_000003.nii.gz"))
+    written = np.asarray(img.dataobj)[..., 0].T
     np.testing.assert_array_equal(image, written)
     np.testing.assert_array_equal(label, random_phantom(7, size=SIZE, index=3).labels[0])
 
