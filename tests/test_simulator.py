@@ -1,0 +1,269 @@
+"""Tests of the generation API (:class:`ivus_sim.simulator.Simulator`).
+
+Mechanics (seeding, geometry, pullback smoothness, regeneration, exploration) run on a tiny,
+randomly initialised two-stage model saved the way a training run saves it, and on the physics
+engine; the realism checks (diversity floor, calcium shadow) run on the embedded default model
+and skip, saying why, when this installation ships no weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ivus_sim.errors import IvusSimError
+from ivus_sim.geometry import cart_to_polar, fov_mask, radius_map
+from ivus_sim.phantom import Phantom
+from ivus_sim.phantom.random import random_phantom
+from ivus_sim.simulator import Simulator, slerp, smooth_path
+from ivus_sim.tissues import Tissue
+from ivus_sim.weights import has_default_model
+
+NO_DEFAULT = "no embedded default model shipped in ivus_sim/weights yet (train it: see docs/generate.md)"
+
+
+def tiny_model_dir(root: Path) -> Path:
+    """A randomly initialised, tiny TwoStageAAE saved as a run's ``model/`` folder."""
+    from ivus_sim.training.checkpoint import save_model
+    from ivus_sim.two_stage import ModelConfig, TwoStageAAE
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_angles=32, n_samples=16, stage1_channels=(8, 16, 16), encoder_channels=(8, 16, 16),
+                      stage2_channels=8, stage2_blocks=1, latent_hidden=16, patch_channels=8, patch_layers=2,
+                      spade_hidden=8)
+    save_model(root / "model", TwoStageAAE(cfg), {"note": "untrained test model"})
+    return root
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory: pytest.TempPathFactory) -> Simulator:
+    return Simulator.from_run(tiny_model_dir(tmp_path_factory.mktemp("run")), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def physics() -> Simulator:
+    return Simulator.physics("20mhz", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def default() -> Simulator:
+    if not has_default_model():
+        pytest.skip(NO_DEFAULT)
+    return Simulator.default(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Phantom:
+    return random_phantom(0, size=48)
+
+
+def calcified_phantom(size: int = 64) -> Phantom:
+    """Concentric vessel with a 90-degree calcium arc in the wall (tissue behind it: fibrous + perivascular)."""
+    r = radius_map(size)
+    th = np.degrees(np.arctan2(*np.mgrid[:size, :size] - (size - 1) / 2)) % 360
+    lab = np.zeros((size, size), np.uint8)
+    lab[r < 0.85] = Tissue.MEDIA
+    lab[r < 0.8] = Tissue.FIBROUS
+    lab[r < 0.4] = Tissue.LUMEN
+    lab[(r >= 0.42) & (r < 0.5) & (th >= 30) & (th < 120)] = Tissue.DENSE_CALCIUM
+    return Phantom.from_array(lab)
+
+
+def mean_pairwise_difference(images: np.ndarray) -> float:
+    """Mean absolute grey-level difference over all pairs of images (inside the FOV)."""
+    m = fov_mask(images.shape[-1])
+    x = images.astype(np.float64)
+    d = [np.abs(x[i] - x[j])[..., m].mean() for i in range(len(x)) for j in range(i + 1, len(x))]
+    return float(np.mean(d))
+
+
+# ----------------------------------------------------------------------------- reproducibility
+@pytest.mark.parametrize("engine", ["learned", "physics"])
+def test_same_seed_same_images_and_images_independent_of_batch(engine: str, request: pytest.FixtureRequest,
+                                                               phantom: Phantom) -> None:
+    sim: Simulator = request.getfixturevalue(engine)
+    a = sim.generate(phantom, n=3, seed=5)
+    b = sim.generate(phantom, n=3, seed=5)
+    assert np.array_equal(a.images, b.images)
+    alone = sim.generate(phantom, n=1, seed=5, first_index=2)
+    assert np.array_equal(alone.images[0], a.images[2])
+
+
+@pytest.mark.parametrize("engine", ["learned", "physics"])
+def test_different_seeds_give_different_images(engine: str, request: pytest.FixtureRequest,
+                                               phantom: Phantom) -> None:
+    sim: Simulator = request.getfixturevalue(engine)
+    a = sim.generate(phantom, n=1, seed=0).images[0]
+    b = sim.generate(phantom, n=1, seed=1).images[0]
+    assert not np.array_equal(a, b)
+    # diversity within one call: mean pairwise difference of 4 draws above 2 grey levels
+    assert mean_pairwise_difference(sim.generate(phantom, n=4, seed=0).images) > 2.0
+
+
+@pytest.mark.parametrize("engine", ["learned", "physics"])
+def test_sidecar_record_regenerates_the_image(engine: str, request: pytest.FixtureRequest,
+                                              phantom: Phantom) -> None:
+    sim: Simulator = request.getfixturevalue(engine)
+    res = sim.generate(phantom, n=3, seed=7)
+    rec = res.records[1]
+    assert rec["phantom"]["hash"] == phantom.hash() and rec["seed"] == 7 and rec["index"] == 1
+    assert rec["engine"] == engine and rec["model_id"] == sim.model_id
+    assert rec["geometry"]["size"] == 48 and rec["geometry"]["fov_mm"] == 10.0
+    assert np.array_equal(sim.regenerate(rec, phantom), res.images[1])
+    other = random_phantom(1, size=48)
+    with pytest.raises(IvusSimError, match="hash"):
+        sim.regenerate(rec, other)
+
+
+def test_fixed_z_is_recorded_and_regenerates(learned: Simulator, phantom: Phantom) -> None:
+    d1, d2 = learned.z_dims
+    z = np.linspace(-1, 1, d1 + d2).tolist()
+    res = learned.generate(phantom, n=2, seed=3, z=z)
+    assert np.allclose(res.records[0]["z1"] + res.records[0]["z2"], z, atol=1e-6)
+    assert res.records[0]["z_fixed"] == "z1+z2"
+    assert not np.array_equal(res.images[0], res.images[1])  # noise still differs per image
+    assert np.array_equal(learned.regenerate(res.records[1], phantom), res.images[1])
+    only_z1 = learned.generate(phantom, n=1, seed=3, z=z[:d1])
+    assert np.allclose(only_z1.records[0]["z1"], z[:d1], atol=1e-6)
+    with pytest.raises(IvusSimError, match=f"{d1 + d2} values"):
+        learned.generate(phantom, n=1, z=[0.1, 0.2, 0.3])
+
+
+# ----------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("engine", ["learned", "physics"])
+@pytest.mark.parametrize("size", [40, 64])
+def test_output_geometry_equals_input_and_fov_is_respected(engine: str, size: int,
+                                                           request: pytest.FixtureRequest) -> None:
+    sim: Simulator = request.getfixturevalue(engine)
+    ph = random_phantom(2, size=size, fov_mm=8.0)
+    res = sim.generate(ph, n=2, seed=0, return_stages=True)
+    assert res.images.shape == (2, size, size) and res.images.dtype == np.uint8
+    assert res.records[0]["geometry"]["fov_mm"] == 8.0
+    outside = ~fov_mask(size)
+    assert (res.images[:, outside] == 0).all()
+    assert res.stages and all(v.shape == (2, size, size) for v in res.stages.values())
+
+
+def test_pullback_geometry_and_smoothness(learned: Simulator) -> None:
+    """Neighbouring pullback frames are much closer than independent draws (no flicker)."""
+    labels = np.repeat(random_phantom(3, size=40).labels, 9, axis=0)
+    smooth = learned.generate(labels, n=2, seed=1).images
+    assert smooth.shape == (2, 9, 40, 40)
+    indep = learned.generate(labels, n=2, seed=1, frames_per_code=1).images  # every frame an independent draw
+    d_smooth = np.abs(np.diff(smooth.astype(float), axis=1)).mean()
+    d_indep = np.abs(np.diff(indep.astype(float), axis=1)).mean()
+    assert d_indep > 2.0 and d_smooth < 0.35 * d_indep
+    # frame 0 of a pullback is the single-frame image of the same seed and index
+    single = learned.generate(labels[0], n=2, seed=1).images
+    assert np.array_equal(single, smooth[:, 0])
+    assert "z1_anchors" in learned.generate(labels, n=1, seed=1).records[0]
+
+
+def test_slerp_path_hits_anchors_and_keeps_the_norm() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 4000, generator=g)
+    path = smooth_path(a, 17, 8)
+    assert torch.equal(path[0], a[0]) and torch.equal(path[8], a[1]) and torch.equal(path[16], a[2])
+    norms = path.norm(dim=1) / np.sqrt(4000)
+    assert float(norms.min()) > 0.95 and float(norms.max()) < 1.05  # variance preserved between anchors
+    mid = slerp(a[0], a[1], 0.5)
+    assert torch.allclose(mid, (a[0] + a[1]) / (2 * np.cos(np.pi / 4)), atol=0.05)
+
+
+# ----------------------------------------------------------------------------- exploration
+def test_explore_grid_and_interpolation(learned: Simulator, phantom: Phantom) -> None:
+    d1, d2 = learned.z_dims
+    res = learned.explore(phantom, grid=3, dims=(0, d1), seed=2)
+    assert res.images.shape == (3, 3, 48, 48) and res.codes.shape == (3, 3, d1 + d2)
+    assert res.codes[0, 0, 0] < res.codes[2, 0, 0] and res.codes[0, 0, d1] < res.codes[0, 2, d1]
+    assert not np.array_equal(res.images[0, 0], res.images[2, 2])
+    assert res.mosaic(gap=2).shape == (3 * 48 + 4, 3 * 48 + 4)
+    za, zb = [0.5] * (d1 + d2), [-0.5] * (d1 + d2)
+    it = learned.interpolate(phantom, za, zb, steps=4, seed=2)
+    assert it.images.shape == (1, 4, 48, 48)
+    # the endpoints are exactly the images generated with those codes (same seed: same noise)
+    assert np.array_equal(it.images[0, 0], learned.generate(phantom, n=1, seed=2, z=za).images[0])
+    assert np.array_equal(it.images[0, -1], learned.generate(phantom, n=1, seed=2, z=zb).images[0])
+    with pytest.raises(IvusSimError, match="dims"):
+        learned.explore(phantom, grid=3, dims=(0, 0))
+
+
+# ----------------------------------------------------------------------------- errors
+def test_bad_inputs_raise_clear_errors(learned: Simulator, physics: Simulator, phantom: Phantom) -> None:
+    good = phantom.labels[0]
+    cases = [
+        (dict(phantom=good[:, :40]), "square"),
+        (dict(phantom=good[None, None]), r"\(N, N\) or \(F, N, N\)"),
+        (dict(phantom=np.where(good == Tissue.LUMEN, 42, good).astype(np.uint8)), "unknown tissue ids 42"),
+        (dict(phantom=np.where(good == Tissue.LUMEN, Tissue.FIBROUS, good).astype(np.uint8)), "no lumen"),
+        (dict(phantom=good.astype(float) + 0.5), "non-integer"),
+        (dict(phantom=good, n=0), "n must be"),
+        (dict(phantom=good, seed=-1), "seed"),
+        (dict(phantom=good, z=[float("nan")] * sum(learned.z_dims)), "NaN"),
+        (dict(phantom=good, fov_mm=-3.0), "fov_mm"),
+        (dict(phantom="a string"), "label map"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(IvusSimError, match=match):
+            learned.generate(**kwargs)
+    with pytest.raises(IvusSimError, match="learned engine"):
+        physics.generate(good, n=1, z=[0.0])
+    with pytest.raises(IvusSimError, match="learned engine"):
+        physics.explore(good)
+
+
+def test_default_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ivus_sim.weights as w
+
+    monkeypatch.setattr(w, "has_default_model", lambda: False)
+    with pytest.raises(IvusSimError, match="no embedded default model"):
+        Simulator.default(device="cpu")
+    with pytest.raises(IvusSimError, match="model not found"):
+        Simulator.from_run("/nonexistent/run", device="cpu")
+
+
+# ----------------------------------------------------------------------------- the embedded default
+def shadow_ratio(images: np.ndarray, labels: np.ndarray) -> float:
+    """Mean intensity behind the calcium arc / same tissue and depth elsewhere (metrics.shadow_profile)."""
+    from ivus_sim.metrics.profile import shadow_profile
+
+    pol = cart_to_polar(images.astype(np.float32), 256, 64)
+    lab = cart_to_polar(np.broadcast_to(labels, images.shape).copy(), 256, 64, interp="nearest")
+    prof = shadow_profile(np.asarray(pol), np.asarray(lab), window=16)
+    assert prof is not None
+    return float(np.nanmean(prof["ratio"]))
+
+
+def test_default_model_card_and_determinism(default: Simulator, phantom: Phantom) -> None:
+    card = default.model_card
+    assert "commands" in card and "corpus" in card and card["corpus"]["n"] > 0
+    a = default.generate(phantom, n=4, seed=0)
+    assert np.array_equal(a.images, default.generate(phantom, n=4, seed=0).images)
+    assert mean_pairwise_difference(a.images) > 5.0  # stated diversity floor for the trained model
+    assert (a.images[:, ~fov_mask(48)] == 0).all()
+
+
+@pytest.mark.parametrize("engine", ["physics", "default"])
+def test_shadow_behind_calcium(engine: str, request: pytest.FixtureRequest) -> None:
+    sim: Simulator = request.getfixturevalue(engine)
+    ph = calcified_phantom(64)
+    res = sim.generate(ph, n=4, seed=0)
+    assert shadow_ratio(res.images, ph.labels[0]) < 0.8
+
+
+@pytest.mark.parametrize("engine", ["physics", "default"])
+def test_catheter_is_dark_and_nothing_outside_the_fov(engine: str, request: pytest.FixtureRequest) -> None:
+    """The catheter core (inside 60 % of its radius) stays dark; pixels outside the FOV are 0."""
+    from ivus_sim.geometry import Geometry
+
+    sim: Simulator = request.getfixturevalue(engine)
+    ph = random_phantom(4, size=64)
+    img = sim.generate(ph, n=2, seed=0).images.astype(float)
+    r_px = radius_map(64) * 32
+    core = r_px < 0.6 * Geometry(64).catheter_radius_px
+    wall = (ph.labels[0] != Tissue.LUMEN) & (ph.labels[0] != Tissue.CATHETER) & fov_mask(64)
+    assert img[:, core].mean() < 0.25 * img[:, wall].mean()
+    assert (img[:, ~fov_mask(64)] == 0).all()
