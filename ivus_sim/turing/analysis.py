@@ -1,0 +1,217 @@
+"""Analysis of a reader study: every statistic of :mod:`ivus_sim.turing.stats`, per reader and pooled.
+
+Definitions (main trials only unless stated; catch trials are analysed separately):
+
+* ``correct``: the reader chose the real image. Accuracy 0.5 = chance, i.e. the simulation
+  fools the readers; a *significantly low* accuracy means readers systematically took the
+  simulated image for the real one (they can tell them apart, with the labels reversed).
+* per reader: accuracy (exact and Wilson 95 % intervals), two-sided exact binomial test vs 0.5
+  (Holm-adjusted across readers), TOST equivalence within ``+-margin``, sensitivity /
+  specificity of the "real image is on the left" decision, left-choice rate, d' and criterion,
+  consistency on repeated (side-swapped) pairs = the same *image* chosen both times, accuracy
+  on obvious-fake catch trials, left-choice rate on real-vs-real trials, ROC AUC of the signed
+  confidence (``+c`` for "left", ``-c`` for "right", against "real is left"; trials without a
+  confidence are left out, never imputed), logistic trend of correctness on trial index.
+* pooled: the same on all main reads (a pooled binomial treats reads as independent; the
+  reader-and-pair random-effects estimate below accounts for the clustering).
+* agreement: Fleiss' kappa over readers on the main pairs every answering reader has read
+  (category: chose the real / the simulated image), percentile bootstrap over pairs.
+* random effects: ``logit P(correct) = mu + u_reader + v_pair`` (variational Bayes).
+* schedule check: exact real-left balance and a runs test of each reader's real-left sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivus_sim.turing import stats as st
+from ivus_sim.turing.store import DB_NAME, Store
+
+__all__ = ["ReaderResult", "StudyAnalysis", "analyze_study", "load_reads"]
+
+
+@dataclass
+class ReaderResult:
+    """Statistics of one reader (or of the pool, ``reader_id == "pooled"``)."""
+
+    reader_id: str
+    n_trials_scheduled: int
+    n_answered: int
+    accuracy: st.ProportionSummary
+    tost: st.TostResult
+    side: st.SideBias
+    auc: st.AucResult | None
+    n_confidence: int
+    trend: st.TrendResult | None
+    consistency: st.ProportionSummary | None
+    obvious: st.ProportionSummary | None
+    real_real_left: st.ProportionSummary | None
+    median_rt_ms: float | None
+    p_holm: float | None = None
+    reject_holm: bool | None = None
+    schedule_balanced: bool | None = None
+    schedule_runs_p: float | None = None
+
+
+@dataclass
+class StudyAnalysis:
+    """Everything :func:`analyze_study` computed (``reads`` holds one dict per answered trial)."""
+
+    study: str
+    study_id: str
+    margin: float
+    alpha: float
+    readers: list[ReaderResult]
+    pooled: ReaderResult
+    kappa: st.KappaResult | None
+    mixed: st.MixedResult | None
+    chain_ok: bool
+    audit: dict[str, Any]
+    audit_forced: bool
+    conclusion: str
+    reads: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("reads")
+        return d
+
+
+def load_reads(study: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every answered trial with derived fields, and study facts (meta, schedules, chain check)."""
+    store = Store(Path(study) / DB_NAME)
+    try:
+        reads = store.reads()
+        pairs = {int(r["pair_id"]): (int(r["real_image"]), int(r["fake_image"]))
+                 for r in store.query("SELECT * FROM pairs")}
+        sched = store.query("SELECT reader_id, position, kind, real_side FROM trials ORDER BY reader_id, position")
+        facts = {
+            "study_id": store.meta("study_id", ""),
+            "audit": store.meta("leakage_audit", {}),
+            "audit_forced": bool(store.meta("audit_forced", False)),
+            "chain": store.verify_chain(),
+            "readers": [rid for rid, _ in store.readers()],
+            "schedule": [dict(r) for r in sched],
+            "pairs": pairs,
+        }
+    finally:
+        store.close()
+    for r in reads:
+        r["chosen_image"] = r["left_image"] if r["choice"] == "left" else r["right_image"]
+        r["correct"] = None if r["real_side"] is None else int(r["choice"] == r["real_side"])
+        c = r["confidence"]
+        r["signed_score"] = None if c is None else (c if r["choice"] == "left" else -c)
+    return reads, facts
+
+
+def _reader_result(rid: str, reads: list[dict[str, Any]], schedule: list[dict[str, Any]], margin: float,
+                   alpha: float) -> ReaderResult:
+    main = [r for r in reads if r["kind"] == "main"]
+    k, n = sum(r["correct"] for r in main), len(main)
+    real_left = np.array([r["real_side"] == "left" for r in main], bool)
+    chose_left = np.array([r["choice"] == "left" for r in main], bool)
+    conf = [r for r in main if r["signed_score"] is not None]
+    auc = st.roc_auc(np.array([r["signed_score"] for r in conf], float),
+                     np.array([r["real_side"] == "left" for r in conf], bool)) if conf else None
+    trend = st.trend_vs_index(np.array([r["position"] for r in main]), np.array([r["correct"] for r in main]))
+    by_pos = {(r["reader_id"], r["position"]): r for r in reads}
+    rep = [(r, by_pos.get((r["reader_id"], r["repeat_of"]))) for r in reads if r["kind"] == "repeat"]
+    rep = [(a, b) for a, b in rep if b is not None]
+    consistency = st.proportion_summary(sum(a["chosen_image"] == b["chosen_image"] for a, b in rep), len(rep),
+                                        alpha) if rep else None
+    obv = [r for r in reads if r["kind"] == "obvious"]
+    obvious = st.proportion_summary(sum(r["correct"] for r in obv), len(obv), alpha) if obv else None
+    rr = [r for r in reads if r["kind"] == "real_real"]
+    real_real = st.proportion_summary(sum(r["choice"] == "left" for r in rr), len(rr), alpha) if rr else None
+    rts = [r["rt_ms"] for r in reads if r["rt_ms"] is not None]
+    sched_main = [s for s in schedule if s["kind"] == "main"]
+    left_seq = np.array([s["real_side"] == "left" for s in sched_main], float)
+    balanced = bool(abs(2 * left_seq.sum() - len(left_seq)) <= 1) if len(left_seq) else None
+    return ReaderResult(
+        reader_id=rid, n_trials_scheduled=len(schedule), n_answered=len(reads),
+        accuracy=st.proportion_summary(k, n, alpha), tost=st.tost(k, n, margin, alpha),
+        side=st.side_bias(real_left, chose_left, alpha), auc=auc, n_confidence=len(conf), trend=trend,
+        consistency=consistency, obvious=obvious, real_real_left=real_real,
+        median_rt_ms=float(np.median(rts)) if rts else None, schedule_balanced=balanced,
+        schedule_runs_p=st.runs_test(left_seq) if len(left_seq) else None)
+
+
+def _kappa(reads: list[dict[str, Any]], pairs: dict[int, tuple[int, int]], n_boot: int, alpha: float,
+           seed: int) -> st.KappaResult | None:
+    main = [r for r in reads if r["kind"] == "main"]
+    raters = sorted({r["reader_id"] for r in main})
+    if len(raters) < 2:
+        return None
+    per_pair: dict[int, dict[str, int]] = {}
+    for r in main:
+        per_pair.setdefault(int(r["item"]), {})[r["reader_id"]] = int(r["chosen_image"] == pairs[int(r["item"])][0])
+    rows = [[sum(v.values()), len(v) - sum(v.values())] for v in per_pair.values() if len(v) == len(raters)]
+    if len(rows) < 2:
+        return None
+    table = np.array(rows, float)
+    res = st.fleiss_kappa_ci(table, n_boot=n_boot, alpha=alpha, seed=seed)
+    return res if math.isfinite(res.kappa) else None
+
+
+def _conclusion(p: ReaderResult, alpha: float, margin: float, forced: bool) -> str:
+    a = p.accuracy
+    text = f"Pooled accuracy {a.estimate:.3f} ({a.k}/{a.n}; exact 95% CI {a.ci_exact[0]:.3f}-{a.ci_exact[1]:.3f}). "
+    if a.n == 0:
+        text = "No main-trial answers yet. "
+    elif a.p_value < alpha and a.estimate > 0.5:
+        text += f"Readers told real from simulated better than chance (binomial p={a.p_value:.3g})."
+    elif a.p_value < alpha:
+        text += (f"Readers chose the simulated image as real more often than chance (p={a.p_value:.3g}): they can tell "
+                 "the classes apart, with the labels reversed.")
+    elif p.tost.equivalent:
+        text += (f"Accuracy is equivalent to chance within +-{margin:.2f} (TOST p={p.tost.p_value:.3g}): readers could "
+                 "not tell real from simulated.")
+    else:
+        text += (f"Inconclusive: no significant difference from chance (p={a.p_value:.3g}) but equivalence within "
+                 f"+-{margin:.2f} is not shown either (TOST p={p.tost.p_value:.3g}); more trials are needed.")
+    if forced:
+        text += " WARNING: the study was built with --force despite a failed leakage audit."
+    return text
+
+
+def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.05, n_boot: int = 2000,
+                  seed: int = 0, mixed: bool = True) -> StudyAnalysis:
+    """Analyse the answers stored in a study folder.
+
+    Args:
+        study: the study folder.
+        margin: equivalence margin around 0.5 for the TOST.
+        alpha: test level (intervals are ``1 - alpha``).
+        n_boot: bootstrap resamples for the kappa interval.
+        seed: drives the bootstrap.
+        mixed: fit the reader-and-pair random-effects model.
+
+    Returns:
+        :class:`StudyAnalysis`.
+    """
+    reads, facts = load_reads(study)
+    schedule = facts["schedule"]
+    results = []
+    for rid in facts["readers"]:
+        mine = [r for r in reads if r["reader_id"] == rid]
+        results.append(_reader_result(rid, mine, [s for s in schedule if s["reader_id"] == rid], margin, alpha))
+    rej, adj = st.holm([r.accuracy.p_value for r in results], alpha)
+    for r, j, a in zip(results, rej, adj, strict=True):
+        r.reject_holm, r.p_holm = j, (a if math.isfinite(a) else None)
+    pooled = _reader_result("pooled", reads, schedule, margin, alpha)
+    pooled.schedule_balanced = all(r.schedule_balanced for r in results if r.schedule_balanced is not None)
+    pooled.schedule_runs_p = None
+    main = [r for r in reads if r["kind"] == "main"]
+    mixed_res = st.mixed_accuracy(np.array([r["correct"] for r in main], float), [r["reader_id"] for r in main],
+                                  [r["item"] for r in main]) if mixed and main else None
+    ok, _, _ = facts["chain"]
+    return StudyAnalysis(
+        study=str(study), study_id=str(facts["study_id"]), margin=margin, alpha=alpha, readers=results,
+        pooled=pooled, kappa=_kappa(reads, facts["pairs"], n_boot, alpha, seed), mixed=mixed_res, chain_ok=ok,
+        audit=facts["audit"], audit_forced=facts["audit_forced"],
+        conclusion=_conclusion(pooled, alpha, margin, facts["audit_forced"]), reads=reads)
