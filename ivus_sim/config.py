@@ -88,13 +88,19 @@ class Beam:
     ``z_R = pi w0^2 / lambda``; the two-way (pulse-echo) lateral profile is
     ``exp(-2 x^2 / w^2)``, i.e. a Gaussian of standard deviation ``w / 2``.
 
+    The beam also sets the echo *sensitivity* along depth (diffraction, focal gain): the pulse-echo
+    power from diffuse scatterers scales as ``(w0 / w(z))^n``, ``n = 2`` for a circular aperture
+    (beam narrowing in the image plane and in elevation), ``n = 1`` for a line (2-D) beam, 0 = off.
+
     Args:
         aperture_mm: active aperture diameter [mm].
         focus_mm: focal depth from the catheter axis [mm].
+        diffraction_exponent: exponent ``n`` of the focal-gain law.
     """
 
     aperture_mm: float = field(metadata=_num(0, None, True))
     focus_mm: float = field(metadata=_num(0, None, True))
+    diffraction_exponent: float = field(default=2.0, metadata=_num(0, 4))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """Step: attenuation and acoustic shadowing along each A-line.
 
-The two-way amplitude reaching depth sample ``j`` and coming back is
+The two-way amplitude of an echo from depth sample ``j`` is
 
-    a_j = exp(-2 * sum_{i<j} alpha_i dz - alpha_j dz - 2 * sum_{edges e <= j} L_e)
+    a_j = exp(-2 * sum_{i<j} alpha_i dz - alpha_j dz - 2 * sum_{exits e <= j} L_e)
 
 with ``alpha`` the tissue's one-way attenuation at the centre frequency
 (``alpha [Np/mm] = att [dB/(MHz cm)] * f0 [MHz] / 10 * ln(10) / 20``, the linear-in-frequency
 law of soft tissue, ~0.8 dB/(MHz cm) in Rosales & Radeva 2005) and ``L_e`` the one-way
-transmission loss at the leading surface of a shadowing tissue (dense calcium, guidewire, stent
-strut: near-total reflection). The frequency downshift of the pulse with depth is neglected (the
-attenuation is evaluated at ``f0``).
+transmission loss of a shadowing layer (dense calcium, guidewire, stent strut), charged where the
+beam leaves the layer: the layer itself is bright (strong backscatter from its grains and
+surfaces, its own attenuation applies inside it) and everything behind it lies in the acoustic
+shadow. The frequency downshift of the pulse with depth is neglected (attenuation at ``f0``).
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ def two_way_attenuation(labels: torch.Tensor, table: TissueTable, grid: PolarGri
 
     Returns:
         ``(at_sample, at_front)``: float32 ``(B, A, S)`` factors in ``(0, 1]``; ``at_sample`` for
-        scatterers at each sample (behind any surface there), ``at_front`` for a specular echo from
-        the front face of the sample (before its own transmission loss).
+        scatterers at each sample, ``at_front`` for a specular echo from the front face of the
+        sample (before the sample's own attenuation).
     """
     alpha = table.alpha_np_per_mm[labels] * grid.dz_mm  # one-way loss per sample [Np]
-    edge_loss = torch.where(leading_edges(labels), table.shadow_np[labels], torch.zeros((), device=labels.device))
-    per = 2 * alpha + 2 * edge_loss
-    before = torch.cumsum(per, dim=-1) - per  # losses strictly in front of sample j
-    at_front = torch.exp(-before)
-    at_sample = torch.exp(-(before + alpha + 2 * edge_loss))
-    return at_sample, at_front
+    exit_loss = torch.zeros_like(alpha)
+    # a shadowing layer that ends at sample j (j-1 inside it, j another tissue) charges its loss at j
+    prev = labels[..., :-1]
+    exit_loss[..., 1:] = torch.where(labels[..., 1:] != prev, table.shadow_np[prev],
+                                     torch.zeros((), device=labels.device))
+    per = 2 * alpha + 2 * exit_loss
+    front = torch.cumsum(per, dim=-1) - 2 * alpha  # losses in front of sample j, incl. an exit at j
+    return torch.exp(-(front + alpha)), torch.exp(-front)

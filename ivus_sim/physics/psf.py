@@ -29,7 +29,7 @@ import torch
 from ivus_sim.config import Preset
 from ivus_sim.physics.grid import PolarGrid
 
-__all__ = ["Psf", "axial_sigma_mm", "beam_sigma_mm"]
+__all__ = ["Psf", "axial_sigma_mm", "beam_gain", "beam_sigma_mm"]
 
 
 def _sigma_f_mhz(preset: Preset) -> float:
@@ -53,6 +53,13 @@ def beam_sigma_mm(preset: Preset, depth_mm: torch.Tensor) -> torch.Tensor:
     return w / 2
 
 
+def beam_gain(preset: Preset, depth_mm: torch.Tensor) -> torch.Tensor:
+    """Pulse-echo *amplitude* sensitivity ``(w0 / w(z))^(n / 2)`` along depth (1 at the focus)."""
+    w = beam_sigma_mm(preset, depth_mm)
+    w0 = beam_sigma_mm(preset, torch.tensor([preset.beam.focus_mm], dtype=depth_mm.dtype))
+    return (w0 / w) ** (preset.beam.diffraction_exponent / 2)
+
+
 @dataclass(frozen=True)
 class Psf:
     """Precomputed transfer functions for one preset and grid.
@@ -65,6 +72,7 @@ class Psf:
         lateral_power: ``(A // 2 + 1, S)`` transfer of ``|h_lat|^2``.
         sigma_theta: ``(S,)`` two-way angular beam width [rad].
         sigma_z_mm: axial envelope standard deviation [mm].
+        gain: ``(S,)`` pulse-echo amplitude sensitivity along depth (:func:`beam_gain`).
     """
 
     n_fft: int
@@ -74,6 +82,7 @@ class Psf:
     lateral_power: torch.Tensor
     sigma_theta: torch.Tensor
     sigma_z_mm: float
+    gain: torch.Tensor
 
     @classmethod
     def build(cls, preset: Preset, grid: PolarGrid, device: str | torch.device = "cpu") -> Psf:
@@ -98,7 +107,9 @@ class Psf:
         # lateral
         r = grid.depths_mm()
         sig_th = beam_sigma_mm(preset, r) / r  # (S,) rad
-        w = torch.fft.rfftfreq(grid.n_angles, d=1 / grid.n_angles, dtype=torch.float64) * grid.dtheta  # rad^-1
+        # angular harmonics k (cycles per revolution): a Gaussian of std sigma_theta [rad] on the circle
+        # has Fourier coefficients exp(-(k sigma_theta)^2 / 2)
+        w = torch.fft.rfftfreq(grid.n_angles, d=1 / grid.n_angles, dtype=torch.float64)
         lat = torch.exp(-0.5 * (w[:, None] * sig_th[None, :]) ** 2)  # (A//2+1, S)
         # unit energy over the full (two-sided) spectrum of length A
         full = 2 * (lat**2).sum(0) - lat[0] ** 2
@@ -108,7 +119,8 @@ class Psf:
         lat_p = torch.exp(-0.5 * (w[:, None] * sig_th[None, :] / math.sqrt(2)) ** 2)  # |h|^2: sigma / sqrt 2, sum 1
         return cls(n_fft=n_fft, axial=analytic.to(torch.complex64).to(device), lateral=lat_n.float().to(device),
                    axial_power=axial_power.to(torch.complex64).to(device), lateral_power=lat_p.float().to(device),
-                   sigma_theta=sig_th.float().to(device), sigma_z_mm=sigma_z)
+                   sigma_theta=sig_th.float().to(device), sigma_z_mm=sigma_z,
+                   gain=beam_gain(preset, r).float().to(device))
 
     def lateral_filter(self, x: torch.Tensor, power: bool = False) -> torch.Tensor:
         """Depth-dependent circular lateral convolution of real ``(B, A, S)`` data."""

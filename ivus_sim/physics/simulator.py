@@ -196,6 +196,7 @@ class PhysicsSimulator:
             x = sample_scatterers(pol, self.table, grid, gens["scatterers"])
             x = x * texture_modulation(pol, self.table, grid, gens["texture"])
             at_sample, at_front = two_way_attenuation(pol, self.table, grid)
+            at_sample, at_front = at_sample * psf.gain, at_front * psf.gain  # + diffraction (focal gain)
             x = x * at_sample
             x = x + specular_echoes(pol, self.table, at_front, gens["specular"])
             blank = self.table.blank[pol]
@@ -262,6 +263,7 @@ class PhysicsSimulator:
         proc = self.preset.processing
         dev = self.device
         at_sample, at_front = two_way_attenuation(pol, self.table, grid)
+        at_sample, at_front = at_sample * psf.gain, at_front * psf.gain
         blank = self.table.blank[pol]
         p = torch.where(blank, torch.zeros((), device=dev), self.table.backscatter[pol] * at_sample**2)
         incoherent = psf.lateral_filter(psf.axial_power_filter(p), power=True).clamp_min(0.0)
