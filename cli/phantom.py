@@ -43,16 +43,16 @@ def random_cmd(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Run seed; phantom i uses stream (seed, 'phantom', i).")]
     = 0,
     size: Annotated[int, typer.Option("--size", min=8, help="Side of the label maps in pixels.")] = 256,
-    fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter [mm].")] = 10.0,
+    fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter in mm.")] = 10.0,
     start: Annotated[int, typer.Option("--start", min=0, help="Index of the first phantom (to extend a set).")] = 0,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
-    """Make N procedural cross-sections (lumen, plaque with fibro-fatty, necrotic core and calcium arcs, media,
-    perivascular tissue; sometimes a guidewire, stent or side branch).
+    """Make N procedural IVUS cross-sections: lumen, plaque, calcium arcs, media, guidewire/stent/side branch.
 
-    Each phantom_NNNN.png is an 8-bit label map of tissue ids; its phantom_NNNN.json sidecar holds the seed, the
-    configuration and every sampled parameter, so the same command gives the same files bit for bit.
+    Each phantom_NNNN.png is an 8-bit label map of tissue ids (see `ivus-sim phantom palette`).
+
+    Its phantom_NNNN.json sidecar holds the seed and every sampled parameter: same command, same files, bit for bit.
 
     Example: ivus-sim phantom random --n 100 --seed 1 --out phantoms/
     """
@@ -78,7 +78,7 @@ def show_cmd(
     out: Annotated[Path, typer.Option("--out", help="Preview PNG to write (+ a .json sidecar).")],
     frame: Annotated[int, typer.Option("--frame", min=0, help="Frame of a pullback to show.")] = 0,
     size: SizeOpt = None,
-    fov_mm: Annotated[float | None, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter [mm] "
+    fov_mm: Annotated[float | None, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter in mm "
                                                  "(default: from a NIfTI header, else 10).")] = None,
     pad: PadOpt = False,
     colour_tolerance: Annotated[float, typer.Option("--colour-tolerance", min=1.0, help="RGB distance within "
@@ -110,20 +110,21 @@ def from_challenge_cmd(
                                            "contours (searched recursively).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder for <frame>.png label maps + .json sidecars.")],
     size: SizeOpt = None,
-    fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter of the frames [mm].")]
+    fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter of the frames in mm.")]
     = 10.0,
     wall_tissue: Annotated[WallTissueChoice, typer.Option("--wall-tissue", help="Tissue between the lumen and "
                                                           "media contours.")] = WallTissueChoice.FIBROUS,
     media_ring_mm: Annotated[float, typer.Option("--media-ring-mm", min=0.0, help="Thickness of the media ring "
-                                                 "drawn just inside the media (EEM) contour [mm]; 0 = none.")]
+                                                 "drawn just inside the media (EEM) contour in mm; 0 = none.")]
     = 0.15,
     pad: PadOpt = False,
     progress: ProgressOpt = True,
 ) -> None:
     """Convert 2011 IVUS challenge annotations (frame PNGs + lumen/media contour files) to label maps.
 
-    Inside the lumen contour -> lumen; between the contours -> --wall-tissue; a thin media ring inside the media
-    contour; outside -> perivascular; catheter at the centre.
+    Inside the lumen contour: lumen. Between the contours: --wall-tissue (default fibrous).
+
+    A thin media ring just inside the media contour (--media-ring-mm); outside it: perivascular.
 
     Example: ivus-sim phantom from-challenge DatasetB/ --out phantoms/challenge
     """
@@ -144,7 +145,7 @@ def from_vh_cmd(
     path: Annotated[Path, typer.Argument(help="A VH-IVUS colour map image, or a folder of them.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder for <name>.png label maps + .json sidecars.")],
     size: SizeOpt = None,
-    fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter of the maps [mm].")]
+    fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter of the maps in mm.")]
     = 10.0,
     colour_tolerance: Annotated[float, typer.Option("--colour-tolerance", min=1.0, help="RGB distance within "
                                                     "which a pixel matches a VH colour.")] = 60.0,
@@ -154,7 +155,8 @@ def from_vh_cmd(
     """Convert VH-IVUS colour-coded tissue maps to label maps.
 
     Colours: fibrous dark green, fibro-fatty yellow-green, necrotic core red, dense calcium white, media grey.
-    Black enclosed by the vessel wall -> lumen; black outside it -> perivascular.
+
+    Black enclosed by the vessel wall becomes lumen; black outside it becomes perivascular tissue.
 
     Example: ivus-sim phantom from-vh vh_maps/ --out phantoms/vh
     """
