@@ -28,6 +28,12 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from ivus_sim.errors import IvusSimError
 from ivus_sim.turing.store import DB_NAME, AnswerError, Store
 
@@ -56,7 +62,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def create_app(study: str | Path):  # type: ignore[no-untyped-def]
+def create_app(study: str | Path) -> FastAPI:
     """Create the FastAPI app serving the study folder ``study``.
 
     Args:
@@ -65,11 +71,6 @@ def create_app(study: str | Path):  # type: ignore[no-untyped-def]
     Returns:
         A :class:`fastapi.FastAPI` app (run it with uvicorn).
     """
-    import jinja2
-    from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, RedirectResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
     study = Path(study)
     store = Store(study / DB_NAME)
     images = (study / "images").resolve()
@@ -151,8 +152,6 @@ def create_app(study: str | Path):  # type: ignore[no-untyped-def]
         if conf_text and not conf_text.isdigit():
             raise AnswerError(400, "confidence must be an integer from 1 to 5")
         conf = int(conf_text) if conf_text else None
-        from starlette.concurrency import run_in_threadpool
-
         await run_in_threadpool(store.record_answer, token, data.get("trial", ""), data.get("choice", ""), conf, now)
         return see_other(token)
 

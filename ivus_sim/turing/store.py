@@ -123,6 +123,7 @@ class Store:
         if not create and not self.path.is_file():
             raise IvusSimError(f"{self.path.parent} is not a reader study (no {self.path.name}); run `turing build`")
         self._lock = threading.RLock()
+        self._shown: dict[tuple[str, int], tuple[int, int, int]] = {}  # (reader, position) -> first, last, count
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -215,11 +216,14 @@ class Store:
                 self.append_log(db, "start", reader_id, {}, now_ns)
 
     def mark_shown(self, reader_id: str, position: int, now_ns: int) -> None:
-        """Record that a trial page was (re)displayed; response time runs from the last display."""
-        with self.transaction() as db:
-            db.execute("UPDATE trials SET first_shown_ns = COALESCE(first_shown_ns, ?), last_shown_ns = ?, "
-                       "n_shown = n_shown + 1 WHERE reader_id = ? AND position = ?",
-                       (now_ns, now_ns, reader_id, position))
+        """Note that a trial page was (re)displayed; response time runs from the last display.
+
+        Display times are kept in memory and written with the answer (one disk sync per answer,
+        not per page view); after a server restart the clock restarts at the next display.
+        """
+        with self._lock:
+            first, _, n = self._shown.get((reader_id, position), (now_ns, now_ns, 0))
+            self._shown[(reader_id, position)] = (first, now_ns, n + 1)
 
     def continue_break(self, token: str, now_ns: int) -> None:
         """Acknowledge the pending break (409 if none is pending)."""
@@ -254,8 +258,7 @@ class Store:
             raise AnswerError(400, "confidence must be an integer from 1 to 5")
         reader_id = self.reader_for_token(token)
         with self.transaction() as db:
-            trial = db.execute("SELECT reader_id, position, last_shown_ns FROM trials WHERE token = ?",
-                               (trial_token,)).fetchone()
+            trial = db.execute("SELECT reader_id, position FROM trials WHERE token = ?", (trial_token,)).fetchone()
             if trial is None:
                 raise AnswerError(404, "unknown trial")
             if trial["reader_id"] != reader_id:
@@ -270,13 +273,17 @@ class Store:
                 raise AnswerError(409, "trials must be answered in order")
             if st.break_pending:
                 raise AnswerError(409, "a break is pending")
-            shown = trial["last_shown_ns"]
+            first, shown, n_shown = self._shown.get((reader_id, pos), (None, None, 0))
             rt = None if shown is None else (now_ns - int(shown)) / 1e6
             db.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (reader_id, pos, choice, confidence, shown, now_ns, rt))
+            db.execute("UPDATE trials SET first_shown_ns = ?, last_shown_ns = ?, n_shown = ? "
+                       "WHERE reader_id = ? AND position = ?", (first, shown, n_shown, reader_id, pos))
             self.append_log(db, "answer", reader_id,
                             {"position": pos, "trial": trial_token, "choice": choice, "confidence": confidence,
                              "rt_ms": rt}, now_ns)
+        with self._lock:
+            self._shown.pop((reader_id, pos), None)
         return pos
 
     def view_file(self, token: str, view: str) -> str:
