@@ -219,6 +219,17 @@ def _bad_files(tmp_path):
     data = (tmp_path / "vol.nii.gz").read_bytes()
     (tmp_path / "trunc.nii.gz").write_bytes(data[: len(data) // 2])
     np.save(tmp_path / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    # an exported B-mode frame saved as RGB: speckle, log-compressed, dark lumen and corners
+    n = 96
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    r = np.hypot(yy, xx)
+    iq = ndimage.gaussian_filter(rng.normal(size=(n, n)), 1.0) + 1j * ndimage.gaussian_filter(rng.normal(size=(n, n)),
+                                                                                             1.0)
+    env = np.abs(iq) * np.where(r < 20, 0.1, 1.0)
+    bmode = np.clip((20 * np.log10(env / env.max() + 1e-6) + 50) / 50 * 255, 0, 255).astype(np.uint8)
+    bmode[r > n / 2] = 0
+    Image.fromarray(np.repeat(bmode[..., None], 3, axis=-1)).save(tmp_path / "bmode.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "noise.jpg", quality=90)
 
 
 BAD_INPUTS = [
@@ -233,6 +244,8 @@ BAD_INPUTS = [
     ("1d.npy", "1-D"),
     ("nolumen.npy", "no lumen"),
     ("photo.png", "looks like a photograph"),
+    ("bmode.png", "looks like a greyscale photograph or ultrasound image"),
+    ("noise.jpg", "looks like a photograph"),
     ("trunc.nii.gz", "cannot read the NIfTI"),
     ("pickled.npy", "cannot read the .npy"),
 ]

@@ -64,6 +64,11 @@ MAX_LABEL_LEVELS = 16
 BULK_BLOB_PX = 12
 BULK_FRACTION = 0.005
 _PLAUSIBLE_FOV_MM = (1.0, 30.0)
+#: a sketch is mostly flat colour: below these fractions of flat pixels in the FOV it is a photograph
+#: (any colour image / a grey-only image with many grey levels, e.g. an exported B-mode frame)
+MIN_FLAT_FRACTION = 0.4
+MIN_FLAT_FRACTION_GREY = 0.75
+_FLAT_STD = 8.0  # local (3x3) standard deviation [0-255] below which a pixel counts as flat
 
 
 def _ext(path: Path) -> str:
@@ -217,6 +222,30 @@ class _Raw:
     extra: dict[str, Any] | None = None
 
 
+def _photo_message(rgb: np.ndarray, source: str) -> str | None:
+    """Why a colour image looks like a photograph rather than a sketch (``None`` when it looks like a sketch)."""
+    from ivus_sim.geometry import fov_mask
+
+    h, w = rgb.shape[:2]
+    x = rgb.astype(np.float32)
+    mean = ndimage.uniform_filter(x, size=(3, 3, 1))
+    sq = ndimage.uniform_filter(x * x, size=(3, 3, 1))
+    std = np.sqrt(np.clip(sq - mean * mean, 0.0, None)).max(axis=-1)
+    n = min(h, w)
+    disc = np.zeros((h, w), bool)
+    disc[(h - n) // 2:(h - n) // 2 + n, (w - n) // 2:(w - n) // 2 + n] = fov_mask(n)
+    flat = float((std[disc] < _FLAT_STD).mean())
+    spread = np.abs(x[..., 0] - x[..., 1]) + np.abs(x[..., 1] - x[..., 2])
+    grey = float((spread[disc] <= 12).mean()) > 0.99
+    levels = len(np.unique(rgb[..., 1][disc]))
+    if flat < MIN_FLAT_FRACTION or (grey and levels > 32 and flat < MIN_FLAT_FRACTION_GREY):
+        kind = "greyscale photograph or ultrasound image" if grey else "photograph"
+        return (f"{source}: this looks like a {kind} ({levels} {'grey' if grey else 'green'} levels, only "
+                f"{flat:.0%} of the field of view is flat colour), not a sketch in the palette colours or a label "
+                "map; see `ivus-sim phantom palette`")
+    return None
+
+
 def _check_label_values(arr: np.ndarray, source: str) -> None:
     """Refuse photographs / greyscale images passed as label maps (many values that are not ids)."""
     if np.issubdtype(arr.dtype, np.floating):
@@ -260,6 +289,9 @@ def _read_image(path: Path, tolerance: float, source: str) -> _Raw:
         grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
         if grey and 2 <= len(np.unique(rgb[..., 0])) and int(rgb.max()) <= max(i for i in VALID_IDS if i < 255):
             return _Raw(rgb[None, ..., 0], "label image (grey RGB)")  # ids saved as an RGB image
+        photo = _photo_message(rgb, source) if min(rgb.shape[:2]) >= 8 else None
+        if photo:
+            raise IvusSimError(photo)
         snap = snap_to_palette(rgb, tolerance=tolerance, alpha=alpha, source=source)
         return _Raw(snap.labels[None], "sketch", extra={"confident_fraction": round(snap.confident, 4),
                                                         "edge_filled_fraction": round(snap.edge_filled, 4),
