@@ -17,6 +17,7 @@ from ivus_sim.phantom.random import (
     sample_params,
 )
 from ivus_sim.phantom.reader import list_phantom_files, read_phantom, read_phantoms, snap_to_palette, write_phantom
+from ivus_sim.phantom.render import render_preview
 
 __all__ = [
     "Phantom",
@@ -33,6 +34,7 @@ __all__ = [
     "read_phantom",
     "read_phantoms",
     "render_params",
+    "render_preview",
     "sample_params",
     "snap_to_palette",
     "validate_labels",

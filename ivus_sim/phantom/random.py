@@ -479,23 +479,26 @@ def render_params(p: PhantomParams, geometry: Geometry) -> np.ndarray:
     labels[rho_v < r_eem] = Tissue.MEDIA
     d_med = r_in - rho_v
     wall = (d_med > 0) & (d_lum >= 0)
-    labels[wall] = Tissue.FIBROUS
-    thick = np.maximum(d_lum + d_med, 1e-6)  # local plaque thickness [mm]
-    depth = d_lum / thick
+    # plaque components: evaluated on the wall pixels only (same element-wise arithmetic, less work)
+    th_w, d_lum_w = th_l[wall], d_lum[wall]
+    thick_w = np.maximum(d_lum_w + d_med[wall], 1e-6)  # local plaque thickness [mm]
+    depth_w = d_lum_w / thick_w
+    wall_labels = np.full(th_w.shape, int(Tissue.FIBROUS), dtype=np.uint8)
 
     def lens(items: list[PlaqueLens], tissue: Tissue) -> None:
         for it in items:
-            d = _wrap(th_l - math.radians(it.angle_deg)) / (math.radians(it.arc_deg) / 2)
+            d = _wrap(th_w - math.radians(it.angle_deg)) / (math.radians(it.arc_deg) / 2)
             shape = np.sqrt(np.clip(1.0 - d * d, 0.0, None))
-            labels[wall & (np.abs(depth - it.depth) < it.half_thickness * shape)] = tissue
+            wall_labels[np.abs(depth_w - it.depth) < it.half_thickness * shape] = tissue
 
     lens(p.fibro_fatty, Tissue.FIBRO_FATTY)
     lens(p.necrotic_core, Tissue.NECROTIC_CORE)
     for arc in p.calcium:
-        d = _wrap(th_l - math.radians(arc.angle_deg)) / (math.radians(arc.arc_deg) / 2)
+        d = _wrap(th_w - math.radians(arc.angle_deg)) / (math.radians(arc.arc_deg) / 2)
         taper = np.clip(1.0 - d**4, 0.0, None) ** 0.25  # blunt, rounded ends
         half = np.where(taper > 0, np.maximum(arc.thickness_mm / 2 * taper, pix / 2), 0.0)
-        labels[wall & (np.abs(d_lum - arc.depth * thick) < half)] = Tissue.DENSE_CALCIUM
+        wall_labels[np.abs(d_lum_w - arc.depth * thick_w) < half] = Tissue.DENSE_CALCIUM
+    labels[wall] = wall_labels
     labels[d_lum < 0] = Tissue.LUMEN
 
     if p.side_branch is not None:
