@@ -1,0 +1,157 @@
+"""Statistics match scipy/statsmodels reference values (and published numbers) on fixed data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, norm
+from statsmodels.stats.inter_rater import fleiss_kappa
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import binom_tost, proportion_confint
+
+from ivus_sim.turing import stats as st
+from ivus_sim.turing.power import plan_study, power_difference
+
+# Fleiss (1971) as reproduced on Wikipedia: 10 subjects, 14 raters, 5 categories, kappa = 0.210
+FLEISS_TABLE = np.array([[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+                         [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
+
+
+@pytest.mark.parametrize(("k", "n"), [(140, 250), (0, 12), (12, 12), (37, 60), (18, 50)])
+def test_proportion_summary_matches_scipy_statsmodels(k: int, n: int) -> None:
+    s = st.proportion_summary(k, n)
+    assert s.estimate == k / n
+    assert s.p_value == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-12)
+    assert s.ci_exact == pytest.approx(proportion_confint(k, n, method="beta"), rel=1e-12)
+    assert s.ci_wilson == pytest.approx(proportion_confint(k, n, method="wilson"), rel=1e-12)
+    ci = binomtest(k, n).proportion_ci(method="exact")
+    assert s.ci_exact == pytest.approx((ci.low, ci.high), rel=1e-9, abs=1e-12)
+
+
+def test_not_significant_is_not_equivalent() -> None:
+    s = st.proportion_summary(140, 250)
+    assert s.p_value == pytest.approx(0.066, abs=5e-4)
+    t = st.tost(140, 250, margin=0.10)
+    assert t.p_value == pytest.approx(0.110, abs=5e-4)
+    assert t.p_value == pytest.approx(binom_tost(140, 250, 0.4, 0.6)[0], rel=1e-12)
+    assert not t.equivalent
+    assert st.tost(125, 250, margin=0.10).equivalent
+
+
+def test_holm_matches_multipletests() -> None:
+    p = [0.01, 0.04, 0.03, 0.2, 0.001]
+    rej, adj = st.holm(p, alpha=0.05)
+    r_ref, a_ref, _, _ = multipletests(p, alpha=0.05, method="holm")
+    assert rej == list(r_ref) and adj == pytest.approx(list(a_ref), rel=1e-12)
+    assert st.holm([0.01, 0.04, 0.03])[1] == pytest.approx([0.03, 0.06, 0.06])
+    rej2, adj2 = st.holm([0.01, math.nan, 0.02])
+    assert math.isnan(adj2[1]) and not rej2[1] and adj2[0] == pytest.approx(0.02)
+
+
+def test_fleiss_kappa_published_value_and_bootstrap() -> None:
+    res = st.fleiss_kappa_ci(FLEISS_TABLE, n_boot=200, seed=1)
+    assert res.kappa == pytest.approx(fleiss_kappa(FLEISS_TABLE), rel=1e-12)
+    assert res.kappa == pytest.approx(0.210, abs=5e-4)
+    assert res.ci[0] < res.kappa < res.ci[1]
+    assert res == st.fleiss_kappa_ci(FLEISS_TABLE, n_boot=200, seed=1)  # seeded
+    # perfect agreement on a balanced table: kappa 1
+    perfect = np.array([[3, 0], [0, 3], [3, 0], [0, 3]])
+    assert st.fleiss_kappa_ci(perfect, n_boot=50).kappa == pytest.approx(1.0)
+
+
+def test_side_bias_dprime() -> None:
+    real_left = np.array([1] * 20 + [0] * 20, bool)
+    chose_left = np.array([1] * 15 + [0] * 5 + [1] * 8 + [0] * 12, bool)
+    sb = st.side_bias(real_left, chose_left)
+    assert sb.sensitivity.estimate == 15 / 20 and sb.specificity.estimate == 12 / 20
+    zh, zf = norm.ppf(15.5 / 21), norm.ppf(8.5 / 21)
+    assert sb.d_prime == pytest.approx((zh - zf) / math.sqrt(2))
+    assert sb.criterion == pytest.approx(-(zh + zf) / 2)
+    assert sb.left_choices.k == 23
+    # an "always left" reader: no sensitivity, strong bias, finite thanks to the log-linear correction
+    always = st.side_bias(real_left, np.ones(40, bool))
+    assert abs(always.d_prime) < 1e-12 and always.criterion < -1 and math.isfinite(always.criterion)
+    assert always.left_choices.p_value < 1e-6
+
+
+def test_auc_equals_pairwise_probability() -> None:
+    g = np.random.default_rng(0)
+    y = g.integers(0, 2, 60).astype(bool)
+    s = np.where(y, 1, -1) * g.integers(1, 6, 60) * (g.random(60) < 0.7) * 1.0
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a in s[y] for b in s[~y]])
+    res = st.roc_auc(s, y)
+    assert res.auc == pytest.approx(brute)
+    assert st.roc_auc(-s, y).auc == pytest.approx(1 - brute)
+    fpr, tpr = st.roc_curve(s, y)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(brute)
+
+
+def test_trend_and_runs_match_statsmodels() -> None:
+    import statsmodels.api as sm
+    from statsmodels.sandbox.stats.runs import runstest_1samp
+
+    idx = np.arange(80)
+    correct = (np.sin(idx / 5.0) + idx / 60.0 > 0.3).astype(float)
+    res = st.trend_vs_index(idx, correct)
+    ref = sm.Logit(correct, sm.add_constant(idx.astype(float))).fit(disp=0)
+    assert res is not None
+    assert res.slope == pytest.approx(ref.params[1], rel=1e-6)
+    assert res.p_value == pytest.approx(ref.pvalues[1], rel=1e-5)
+    assert res.slope > 0  # learning
+    seq = np.array([0, 1] * 10, float)
+    assert st.runs_test(seq) == pytest.approx(runstest_1samp(seq, cutoff=0.5, correction=True)[1])
+    assert st.trend_vs_index(idx, np.ones(80)) is None
+
+
+def test_mixed_model_orders_accuracies() -> None:
+    g = np.random.default_rng(3)
+    readers = [f"R{r}" for r in range(4) for _ in range(60)]
+    pairs = [p for _ in range(4) for p in range(60)]
+    hi = st.mixed_accuracy((g.random(240) < 0.85).astype(float), readers, pairs)
+    lo = st.mixed_accuracy((g.random(240) < 0.5).astype(float), readers, pairs)
+    assert hi is not None and lo is not None
+    assert hi.ci[0] > 0.7 and lo.ci[0] < 0.5 < lo.ci[1]
+    assert hi.reader_sd > 0 and hi.pair_sd > 0
+    assert st.mixed_accuracy(np.ones(5), ["a"] * 5, list(range(5))) is None  # one reader: not estimable
+
+
+def test_power_reference_values() -> None:
+    plan = plan_study(margin=0.10, power=0.8, alpha=0.05)
+    assert plan.trials_equivalence == 227 and plan.trials_equivalence_first == 214
+    assert plan_study(margin=0.15).trials_equivalence == 100
+    d = plan_study(margin=None, detect=0.7)
+    assert d.trials_difference_first == 49 and d.trials_difference is not None and d.trials_difference >= 49
+    assert power_difference(199, 0.6) >= 0.8 > power_difference(198, 0.6)
+    r = plan_study(margin=0.10, readers=5, icc=0.1)
+    assert r.design_effect == pytest.approx(1.4) and r.pairs_equivalence == math.ceil(227 * 1.4 / 5)
+
+
+def test_analysis_end_to_end(tmp_path: Path) -> None:
+    from ivus_sim.turing.analysis import analyze_study
+    from ivus_sim.turing.demo import make_demo_images
+    from ivus_sim.turing.simulate import simulate_readers
+    from ivus_sim.turing.study import StudyConfig, build_study
+
+    make_demo_images(tmp_path / "real", 44, size=24, stream="real", prefix="real")
+    make_demo_images(tmp_path / "fake", 40, size=24, stream="fake", prefix="sim")
+    build_study(tmp_path / "real", tmp_path / "fake", tmp_path / "study",
+                StudyConfig(n_readers=3, size=24, seed=5, n_catch=2), progress=False)
+    simulate_readers(tmp_path / "study", accuracy={"R01": 0.95, "R02": 0.55, "R03": 0.5}, seed=2)
+    an = analyze_study(tmp_path / "study", n_boot=100)
+    by = {r.reader_id: r for r in an.readers}
+    assert all(r.accuracy.n == 40 and r.n_answered == 46 for r in an.readers)
+    assert by["R01"].accuracy.estimate > 0.85 and by["R01"].reject_holm
+    # Holm across readers on exactly the per-reader exact binomial p-values
+    ps = [binomtest(r.accuracy.k, r.accuracy.n).pvalue for r in an.readers]
+    assert [r.p_holm for r in an.readers] == pytest.approx(list(multipletests(ps, method="holm")[1]))
+    assert by["R01"].auc is not None and by["R01"].auc.auc > 0.9
+    assert all(r.schedule_balanced for r in an.readers)
+    assert all(r.obvious is not None and r.obvious.n == 2 for r in an.readers)
+    assert all(r.consistency is not None and r.consistency.n == 2 for r in an.readers)
+    pooled_k = sum(r.accuracy.k for r in an.readers)
+    assert an.pooled.accuracy.k == pooled_k and an.pooled.accuracy.n == 120
+    assert an.kappa is not None and an.mixed is not None and an.chain_ok
+    assert "better than chance" in an.conclusion
