@@ -15,8 +15,8 @@ Folder conventions (as ``shared/calibration/measure.py``, plus a generic one):
   ``frame_XX``;
 * generic ``<name>.png`` images (any name not ending in ``_label``); their label maps are
   ``<name>_label.png`` or ``<name>.png`` in the labels folder. A name ending in a sample
-  suffix ``_sNN`` / ``_sampleNN`` (several samples of one phantom) falls back to the label map
-  of the name without the suffix.
+  suffix ``_sNN`` / ``_sampleNN`` / ``_seedS_NNN`` (several samples of one phantom, as
+  ``ivus-sim generate`` names them) falls back to the label map of the name without the suffix.
 
 Images are read as 8-bit display values (RGB is converted to grey, 16-bit is scaled to
 0-255); label maps are single-channel tissue ids (:mod:`ivus_sim.tissues`).
@@ -66,7 +66,7 @@ LUMEN_FAR = "lumen_beyond_ringdown"
 #: the ring-down lies within this fraction of the disc radius
 RINGDOWN_FRACTION = 0.2
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
-_SAMPLE_SUFFIX = re.compile(r"^(?P<base>.+?)_(?:s|sample)\d+$")
+_SAMPLE_SUFFIX = re.compile(r"^(?P<base>.+?)(?:_(?:s|sample)\d+|_seed\d+_\d+)$")
 
 
 @dataclass
