@@ -10,12 +10,12 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from ivus_sim.errors import IvusSimError
+from ivus_sim.seeding import rng
 from ivus_sim.turing.audit import audit_files
 from ivus_sim.turing.demo import demo_frame
 from ivus_sim.turing.encode import png_chunks
-from ivus_sim.turing.study import StudyConfig, build_study
 from ivus_sim.turing.store import DB_NAME, Store
-from ivus_sim.seeding import rng
+from ivus_sim.turing.study import StudyConfig, build_study
 
 N = 16
 
@@ -106,7 +106,7 @@ def test_failed_audit_fails_build_and_force_records_it(tmp_path: Path) -> None:
     shifted = [np.where(f > 0, np.clip(f.astype(int) + 30, 0, 255), 0).astype(np.uint8) for f in _frames("fake")]
     _write(tmp_path / "fake", shifted, "sim")
     out = tmp_path / "study"
-    with pytest.raises(IvusSimError, match="leakage audit failed.*intensity_mean"):
+    with pytest.raises(IvusSimError, match=r"leakage audit failed.*intensity_mean"):
         build_study(tmp_path / "real", tmp_path / "fake", out, StudyConfig(size=48), progress=False)
     assert not out.exists()  # no partial study
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".study")]  # temp folder cleaned

@@ -72,7 +72,7 @@ def test_case_key_and_name_matching(tmp_path: Path) -> None:
     assert case_key("real_p003_f012.png") == case_key("sim-P003-f012.PNG") == "p003_f012"
     real = [tmp_path / f"real_p{i}_f1.png" for i in range(5)]
     fake = [tmp_path / f"simulated_p{i}_f1.png" for i in range(5)] + [tmp_path / "sim_other.png"]
-    pairs = make_pairs(real + [tmp_path / "real_extra.png"], fake, mode=PairingMode.AUTO, seed=0)
+    pairs = make_pairs([*real, tmp_path / "real_extra.png"], fake, mode=PairingMode.AUTO, seed=0)
     by_fake = {p.fake.name: p for p in pairs}
     for i in range(5):
         p = by_fake[f"simulated_p{i}_f1.png"]

@@ -122,7 +122,7 @@ def test_http_answer_rules_and_resume(study: Path, tmp_path: Path) -> None:
     shutil.copytree(study, s)
     client = TestClient(create_app(s))
     with Store(s / DB_NAME) as store:
-        (r1, tok1), (r2, tok2) = store.readers()
+        (r1, tok1), (_r2, tok2) = store.readers()
         later = store.query("SELECT token FROM trials WHERE reader_id = ? AND position = 2", (r1,))[0]["token"]
     for tok in (tok1, tok2):
         client.post(f"/r/{tok}/start")

@@ -120,8 +120,11 @@ def _reader_result(rid: str, reads: list[dict[str, Any]], schedule: list[dict[st
                      np.array([r["real_side"] == "left" for r in conf], bool)) if conf else None
     trend = st.trend_vs_index(np.array([r["position"] for r in main]), np.array([r["correct"] for r in main]))
     by_pos = {(r["reader_id"], r["position"]): r for r in reads}
-    rep = [(r, by_pos.get((r["reader_id"], r["repeat_of"]))) for r in reads if r["kind"] == "repeat"]
-    rep = [(a, b) for a, b in rep if b is not None]
+    rep: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for r in reads:
+        orig = by_pos.get((r["reader_id"], r["repeat_of"])) if r["kind"] == "repeat" else None
+        if orig is not None:
+            rep.append((r, orig))
     consistency = st.proportion_summary(sum(a["chosen_image"] == b["chosen_image"] for a, b in rep), len(rep),
                                         alpha) if rep else None
     obv = [r for r in reads if r["kind"] == "obvious"]

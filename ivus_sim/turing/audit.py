@@ -111,7 +111,8 @@ class LeakageAudit:
     def summary(self) -> str:
         """One line naming the flagged cues (or saying the audit passed)."""
         if self.passed:
-            return f"leakage audit passed ({len(self.checks)} checks, {self.n_real} real / {self.n_fake} simulated files)"
+            return (f"leakage audit passed ({len(self.checks)} checks, {self.n_real} real / {self.n_fake} "
+                    "simulated files)")
         parts = []
         for c in self.flagged:
             parts.append(f"{c.name} (AUC {c.auc:.2f})" if c.auc is not None else f"{c.name} ({c.detail})")
@@ -161,7 +162,7 @@ def _metadata_keys(path: Path, data: bytes, im: Any) -> list[str]:
     try:
         if len(im.getexif()):
             keys.add("exif")
-    except Exception:  # noqa: BLE001 - a broken EXIF block is itself metadata
+    except Exception:
         keys.add("exif-unreadable")
     return sorted(keys)
 

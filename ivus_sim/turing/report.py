@@ -172,7 +172,7 @@ def _plots(an: StudyAnalysis) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(6, 3.2))
         pos = np.array([r["position"] for r in main])
         cor = np.array([r["correct"] for r in main], float)
-        width = max(5, int(math.ceil((pos.max() + 1) / 10)))
+        width = max(5, math.ceil((pos.max() + 1) / 10))
         bins = pos // width
         xs = [(b + 0.5) * width for b in np.unique(bins)]
         ys = [cor[bins == b].mean() for b in np.unique(bins)]
@@ -244,7 +244,8 @@ def _html(an: StudyAnalysis, plots: dict[str, str]) -> str:
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Reader study report</title><style>",
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:1rem auto;padding:0 1rem}"
-        "table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.2rem .4rem}"
+        "table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}"
+        "td,th{border:1px solid #ccc;padding:.2rem .4rem}"
         ".warn{background:#fee;border:1px solid #c00;padding:.5rem}.concl{background:#eef;padding:.5rem}",
         "</style></head><body>",
         f"<h1>Reader study report</h1><p>study {e(an.study)} (id {e(an.study_id)})</p>",

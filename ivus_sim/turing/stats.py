@@ -259,7 +259,7 @@ def trend_vs_index(index: np.ndarray, correct: np.ndarray) -> TrendResult | None
         return None
     try:
         res = sm.GLM(y, sm.add_constant(x), family=sm.families.Binomial()).fit()
-    except Exception:  # noqa: BLE001 - perfect separation or non-convergence
+    except Exception:
         return None
     b, se, p = float(res.params[1]), float(res.bse[1]), float(res.pvalues[1])
     if not (math.isfinite(b) and math.isfinite(se)):
@@ -290,7 +290,7 @@ def mixed_accuracy(correct: np.ndarray, reader: list[str], pair: list[Any]) -> M
     try:
         model = BinomialBayesMixedGLM.from_formula("y ~ 1", {"reader": "0 + C(reader)", "pair": "0 + C(pair)"}, df)
         res = model.fit_vb()
-    except Exception:  # noqa: BLE001 - report "not estimable" rather than crash the analysis
+    except Exception:
         return None
     mu, sd = float(res.fe_mean[0]), float(res.fe_sd[0])
     names = list(model.vcp_names)

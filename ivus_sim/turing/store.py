@@ -175,7 +175,8 @@ class Store:
         seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS_HASH)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         h = _entry_hash(prev, seq, time_ns, event, reader_id, text)
-        db.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?)", (seq, time_ns, event, reader_id, text, prev, h))
+        db.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (seq, time_ns, event, reader_id, text, prev, h))
         return h
 
     # -- reader requests ----------------------------------------------------------------------

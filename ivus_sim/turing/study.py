@@ -272,11 +272,11 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
                                 secrets.token_urlsafe(16), secrets.token_urlsafe(16)))
                 built.readers[rid] = token
                 built.n_trials[rid] = len(sched)
-            for key, value in (("study_id", secrets.token_hex(8)), ("seed", cfg.seed),
+            for meta_key, value in (("study_id", secrets.token_hex(8)), ("seed", cfg.seed),
                                ("block_size", cfg.block_size), ("config", cfg.to_dict()),
                                ("leakage_audit", audit.to_dict()), ("source_audit", source_audit.to_dict()),
                                ("audit_forced", bool(cfg.force and not audit.passed))):
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (meta_key, json.dumps(value)))
             store.append_log(db, "build", None, {"readers": list(reader_ids), "pairs": len(pairs),
                                                  "audit_passed": audit.passed, "forced": bool(cfg.force)}, now)
         store.close()
