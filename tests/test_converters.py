@@ -93,6 +93,11 @@ def test_challenge_folder_pairs_names_and_writes_sidecars(tmp_path):
     assert side["meta"]["lumen_contour"].endswith("lum_frame_01_0001_003.txt")
     back = read_phantom(written[0], size=None)
     assert (back.label_map == Tissue.LUMEN).any() and (back.label_map == Tissue.MEDIA).any()
+    # an output folder inside the input folder is not mistaken for frames on a second run
+    written2, unmatched2 = convert_challenge_folder(src, src / "phantoms", progress=False)
+    assert len(written2) == 2 and [u.name for u in unmatched2] == ["frame_01_0003_003.png"]
+    _, unmatched3 = convert_challenge_folder(src, src / "phantoms", progress=False)
+    assert unmatched3 == unmatched2
 
 
 @pytest.mark.parametrize("content,message", [

@@ -213,8 +213,11 @@ class ChallengeCase:
     media: Path
 
 
-def find_challenge_cases(folder: str | Path) -> tuple[list[ChallengeCase], list[Path]]:
+def find_challenge_cases(folder: str | Path, exclude: str | Path | None = None) -> tuple[list[ChallengeCase],
+                                                                                         list[Path]]:
     """Pair frame images with their contours anywhere under ``folder`` (``frame_X.png`` <-> ``lum_frame_X.txt``).
+
+    Images under ``exclude`` (e.g. an output folder inside the input folder) are ignored.
 
     Returns:
         ``(cases sorted by name, frames without both contour files)``.
@@ -226,8 +229,9 @@ def find_challenge_cases(folder: str | Path) -> tuple[list[ChallengeCase], list[
     for f in root.rglob("*.txt"):
         contours.setdefault(f.name.lower(), f)
     cases, unmatched = [], []
+    skip = Path(exclude).resolve() if exclude is not None else None
     for img in sorted(f for f in root.rglob("*") if f.is_file() and _ext(f) in IMAGE_EXTENSIONS
-                      and not f.name.startswith(".")):
+                      and not f.name.startswith(".") and not (skip and f.resolve().is_relative_to(skip))):
         stem = img.name[: -len(_ext(img))]
         lum, med = contours.get(f"lum_{stem}.txt".lower()), contours.get(f"med_{stem}.txt".lower())
         if lum is None or med is None:
@@ -251,8 +255,8 @@ def convert_challenge_folder(folder: str | Path, out_dir: str | Path, *, size: i
     """
     from tqdm import tqdm
 
-    cases, unmatched = find_challenge_cases(folder)
     _check_out_dir(folder, out_dir)
+    cases, unmatched = find_challenge_cases(folder, exclude=out_dir)
     written = []
     for case in tqdm(cases, desc="challenge frames", unit="frame", disable=not progress):
         ph = challenge_frame_to_phantom(case.frame, case.lumen, case.media, size=size, fov_mm=fov_mm,
