@@ -39,6 +39,7 @@ from ivus_sim.metrics.imageset import (
     N_ANGLES,
     N_SAMPLES,
     ImageSet,
+    base_name,
     load_image_set,
     tissue_masks,
     tissue_values,
@@ -221,7 +222,8 @@ def evaluate(fake: ImageSet, real: ImageSet | None = None, reference: dict[str, 
         if learned and pr is not None:
             pcfg = cfg.patches
             real_p = extract_patches(pr.images, pr.names, pcfg, cfg.seed, "learned")
-            fake_p = extract_patches(pf.images, pf.names, pcfg, cfg.seed, "learned")
+            # simulated samples of a real frame (name_seed0_001) pair with it: same fold, same positions
+            fake_p = extract_patches(pf.images, [base_name(n) for n in pf.names], pcfg, cfg.seed, "learned")
             if cfg.run_c2st:
                 c = classifier_two_sample_test(real_p, fake_p, cfg.c2st, cfg.seed, progress=steps)
                 res["c2st"] = c.to_dict()

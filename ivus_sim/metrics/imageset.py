@@ -46,6 +46,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "ImageSet",
     "PolarSet",
+    "base_name",
     "load_gray",
     "load_labels",
     "load_image_set",
@@ -170,11 +171,14 @@ def _discover(folder: Path) -> list[tuple[str, Path]]:
     return [(p.stem, p) for p in files if not p.stem.endswith("_label") and not p.name.startswith(".")]
 
 
-def _find_label(name: str, folders: Sequence[Path], image: Path) -> Path | None:
-    candidates = [name]
+def base_name(name: str) -> str:
+    """The frame name without a sample suffix (``p01_seed0_002`` -> ``p01``, ``case_s3`` -> ``case``)."""
     m = _SAMPLE_SUFFIX.match(name)
-    if m:
-        candidates.append(m.group("base"))
+    return m.group("base") if m else name
+
+
+def _find_label(name: str, folders: Sequence[Path], image: Path) -> Path | None:
+    candidates = list(dict.fromkeys([name, base_name(name)]))
     for cand in candidates:
         for folder in folders:
             for suffix in IMAGE_SUFFIXES:
@@ -220,9 +224,8 @@ def load_image_set(
             lab = load_labels(lp)
         else:
             lab = fb.get(name)
-            m = _SAMPLE_SUFFIX.match(name)
-            if lab is None and m:
-                lab = fb.get(m.group("base"))
+            if lab is None:
+                lab = fb.get(base_name(name))
         if lab is not None and lab.shape != img.shape:
             raise IvusSimError(f"{path}: image {img.shape} and its label map {lab.shape} differ in size")
         names.append(name)

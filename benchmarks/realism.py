@@ -1,0 +1,327 @@
+"""Realism table: the physics engine and the learned default model against real 20 MHz figures.
+
+Real IVUS images cannot be shipped, so the table compares simulated images with the published
+calibration figures (``ivus_sim/metrics/real_20mhz_vh.json``: 13 real 20 MHz frames with VH
+tissue maps; definitions in ``shared/calibration/README.md``), measured the reference way by
+:mod:`ivus_sim.metrics.calibration`, on random phantoms
+(``random_phantom(seed, size=400, fov_mm=10, index=i)``, the size of the real frames), plus the
+figures of :mod:`ivus_sim.metrics` that need no real images (Nakagami m, calcium shadow,
+diversity). Rows:
+
+* ``physics``: :class:`ivus_sim.physics.PhysicsSimulator` with the ``20mhz`` preset;
+* ``learned``: ``Simulator.default()`` (skipped with a note when no embedded weights are present);
+* ``baseline``: a strawman that knows the reference's per-tissue mean brightness and nothing
+  else (reference mean x Rayleigh speckle per tissue, no PSF, no depth effects), to show what
+  the figures reward.
+
+Each engine is run for ``--seeds`` independent seeds (phantoms and speckle both change); the
+table gives mean ± sd over seeds.
+
+Usage::
+
+    python benchmarks/realism.py                      # print JSON + the Markdown section
+    python benchmarks/realism.py --write-results      # also replace the section in RESULTS.md
+    python benchmarks/realism.py --export sim/        # also write the images + label maps in the
+                                                      # `ivus-sim evaluate` folder convention
+
+Users with their own real frames (``frame_XX_image.png`` + ``frame_XX_label.png``) run the full
+evaluation, with the classifier test and feature distances, against them::
+
+    ivus-sim generate --engine physics --phantom real/labels/ --n 1 --size 400 --out sim/
+    ivus-sim evaluate --real real/ --fake sim/ --labels real/labels/ --out report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivus_sim.metrics.calibration import compare_stats, load_reference_stats, polar_stats
+from ivus_sim.metrics.diversity import pairwise_diversity
+from ivus_sim.metrics.imageset import ImageSet, tissue_masks, to_polar
+from ivus_sim.metrics.profile import shadow_profile
+from ivus_sim.metrics.speckle import speckle_stats
+from ivus_sim.seeding import rng
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## Realism"
+SIZE, FOV_MM = 400, 10.0
+KEY_TISSUES = ("perivascular", "lumen_beyond_ringdown", "fibrous", "necrotic_core", "dense_calcium", "media")
+USER_COMMANDS = [
+    "ivus-sim generate --engine physics --phantom real/labels/ --n 1 --size 400 --out sim/",
+    "ivus-sim evaluate --real real/ --fake sim/ --labels real/labels/ --out report/",
+]
+
+
+def phantoms(seed: int, n: int) -> np.ndarray:
+    """``(n, 400, 400)`` random phantom label maps of one seed."""
+    from ivus_sim.phantom.random import random_phantom
+
+    return np.stack([random_phantom(seed, size=SIZE, fov_mm=FOV_MM, index=i).labels[0] for i in range(n)])
+
+
+class Engine:
+    """One row of the table: ``images(labels, seed) -> (B, N, N) uint8`` and ``samples(label, seed, k)``."""
+
+    name = ""
+    note = ""
+
+    def images(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def samples(self, label: np.ndarray, seed: int, k: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Physics(Engine):
+    name = "physics (20mhz preset)"
+
+    def __init__(self, device: str) -> None:
+        from ivus_sim.config import load_preset
+        from ivus_sim.physics import PhysicsSimulator
+
+        self.sim = PhysicsSimulator(preset=load_preset("20mhz"), device=device)
+
+    def images(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        return np.asarray(self.sim.simulate(labels, seed=seed, fov_mm=FOV_MM).image)
+
+    def samples(self, label: np.ndarray, seed: int, k: int) -> np.ndarray:
+        return np.asarray(self.sim.simulate(np.repeat(label[None], k, 0), seed=seed + 1000, fov_mm=FOV_MM).image)
+
+
+class Learned(Engine):
+    name = "learned default model"
+
+    def __init__(self, device: str) -> None:
+        from ivus_sim import Simulator
+
+        self.sim = Simulator.default(device=device)
+        self.note = f"model {self.sim.model_id}"
+
+    def images(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        return np.stack([self.sim.generate(lab, n=1, seed=seed, fov_mm=FOV_MM, first_index=i).images[0]
+                         for i, lab in enumerate(labels)])
+
+    def samples(self, label: np.ndarray, seed: int, k: int) -> np.ndarray:
+        return np.asarray(self.sim.generate(label, n=k, seed=seed + 1000, fov_mm=FOV_MM).images)
+
+
+class Baseline(Engine):
+    name = "baseline: reference tissue means x Rayleigh"
+
+    def __init__(self, reference: dict[str, Any]) -> None:
+        from ivus_sim.metrics.imageset import EVAL_TISSUES
+
+        self.lut = np.zeros(256)
+        for name, tid in EVAL_TISSUES.items():
+            if name in reference["tissues"]:
+                self.lut[tid] = reference["tissues"][name]["mean"]
+        self.lut[[8, 9]] = 200.0  # guidewire / stent struts: bright
+        self.lut[7] = 0.0
+
+    def images(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        out = []
+        for i, lab in enumerate(labels):
+            speckle = rng(seed, "baseline", i).rayleigh(1.0, lab.shape) / np.sqrt(np.pi / 2)
+            img = np.clip(self.lut[lab] * speckle, 0, 255)
+            img[lab == 255] = 0
+            out.append(img.round().astype(np.uint8))
+        return np.stack(out)
+
+    def samples(self, label: np.ndarray, seed: int, k: int) -> np.ndarray:
+        return self.images(np.repeat(label[None], k, 0), seed + 1000)
+
+
+def measure(engine: Engine, seeds: list[int], n_phantoms: int, n_div: int, k_div: int,
+            reference: dict[str, Any], export: Path | None) -> dict[str, Any]:
+    """Every figure of one engine, per seed."""
+    per_seed = []
+    for s in seeds:
+        labels = phantoms(s, n_phantoms)
+        t0 = time.perf_counter()
+        imgs = engine.images(labels, s)
+        dt = (time.perf_counter() - t0) / len(labels)
+        stats = polar_stats(list(imgs), list(labels))
+        cmp_ = compare_stats(stats, reference)
+        pol = to_polar(ImageSet([f"p{i:02d}" for i in range(len(labels))], list(imgs.astype(np.float64)),
+                                list(labels)))
+        assert pol.labels is not None
+        masks = tissue_masks(pol.labels)
+        sp = speckle_stats(pol.images, {k: v for k, v in masks.items() if k in ("perivascular", "fibrous")})
+        sh = shadow_profile(pol.images, pol.labels)
+        div_groups = []
+        for i in range(n_div):
+            smp = engine.samples(labels[i], s, k_div)
+            pl = to_polar(ImageSet([f"s{j}" for j in range(k_div)], list(smp.astype(np.float64)),
+                                   [labels[i]] * k_div))
+            div_groups.append(pl.images)
+        div = pairwise_diversity(div_groups)
+        if export is not None:
+            _export(export, engine, s, imgs, labels)
+        per_seed.append({
+            "seed": s, "seconds_per_image": dt, "compare": cmp_,
+            "nakagami_m_perivascular": sp["perivascular"]["nakagami_m"],
+            "nakagami_m_fibrous": sp.get("fibrous", {}).get("nakagami_m"),
+            "shadow_ratio": sh["shadow_ratio"] if sh else None,
+            "diversity_l1": div["mean_l1"], "diversity_1_minus_ssim": div["mean_1_minus_ssim"],
+        })
+    return {"engine": engine.name, "note": engine.note, "per_seed": per_seed}
+
+
+def _export(root: Path, engine: Engine, seed: int, imgs: np.ndarray, labels: np.ndarray) -> None:
+    from ivus_sim.io import save_png
+
+    tag = engine.name.split()[0]
+    for i, (im, lab) in enumerate(zip(imgs, labels, strict=True)):
+        save_png(root / tag / f"s{seed}_p{i:02d}.png", im)
+        save_png(root / "labels" / f"s{seed}_p{i:02d}.png", lab)
+
+
+def _ms(vals: list[float | None], fmt: str = ".3f") -> str:
+    v = np.array([x for x in vals if x is not None], dtype=float)
+    if v.size == 0:
+        return "-"
+    if v.size == 1:
+        return format(v[0], fmt)
+    return f"{format(v.mean(), fmt)} ± {format(v.std(ddof=1), fmt)}"
+
+
+def summarise(rows: list[dict[str, Any]], reference: dict[str, Any]) -> dict[str, Any]:
+    """Mean ± sd over seeds of the headline figures, per engine."""
+    out = {}
+    for r in rows:
+        ps = r["per_seed"]
+        c = [p["compare"] for p in ps]
+        spk = [x["speckle_sim"] or {} for x in c]
+        out[r["engine"]] = {
+            "js_weighted": _ms([x["tissue_js_weighted"] for x in c]),
+            "js_max": _ms([x["tissue_js_max"] for x in c]),
+            "radial_l1": _ms([x["radial_profile_l1"] for x in c], ".1f"),
+            "fwhm_theta": _ms([s.get("fwhm_theta_px_of_360") for s in spk], ".1f"),
+            "fwhm_r": _ms([s.get("fwhm_r_px_of_160") for s in spk], ".1f"),
+            "snr": _ms([s.get("snr_mean_over_std") for s in spk], ".2f"),
+            "nakagami_peri": _ms([p["nakagami_m_perivascular"] for p in ps], ".2f"),
+            "shadow": _ms([p["shadow_ratio"] for p in ps], ".2f"),
+            "div_l1": _ms([p["diversity_l1"] for p in ps], ".3f"),
+            "div_ssim": _ms([p["diversity_1_minus_ssim"] for p in ps], ".2f"),
+            "sec": _ms([p["seconds_per_image"] for p in ps], ".2f"),
+            "tissues": {t: {"js": _ms([x["tissues"][t]["js"] for x in c if t in x["tissues"]], ".3f"),
+                            "mean_diff": _ms([x["tissues"][t]["mean_diff"] for x in c if t in x["tissues"]], ".1f")}
+                        for t in KEY_TISSUES if t in reference["tissues"]},
+        }
+    return out
+
+
+def markdown(res: dict[str, Any]) -> str:
+    ref = res["reference"]
+    rs = ref["speckle_perivascular"]
+    summ = res["summary"]
+    lines = [SECTION, "",
+             f"Measured {res['date']} with `python benchmarks/realism.py` ({res['n_phantoms']} random phantoms "
+             f"`random_phantom(seed, size=400, fov_mm=10, index=i)` per seed, seeds {res['seeds']}; mean ± sd over "
+             f"seeds) against the real 20 MHz calibration figures ({ref['frames']} frames, "
+             "`ivus_sim/metrics/real_20mhz_vh.json`), measured the reference way (`ivus_sim.metrics.calibration`). "
+             "JS: histogram Jensen-Shannon divergence in bits, weighted by the reference's tissue pixels; radial L1: "
+             "mean |difference| of the 10-bin radial profile [grey levels]; speckle: perivascular autocorrelation "
+             "FWHM along angle (of 360) and radius (of 160) and patch mean/std. Nakagami m (perivascular, display "
+             "values), shadow ratio (intensity behind calcium / same tissue and depth elsewhere) and diversity "
+             f"(pairwise L1 and 1-SSIM of {res['k_div']} samples of each of {res['n_div']} phantoms) have no real "
+             "counterpart in the figures and are given for comparison between engines.",
+             "",
+             f"Machine: {res['machine']}.",
+             "",
+             "| engine | weighted JS | max JS | radial L1 | FWHM θ | FWHM r | mean/std | Nakagami m | shadow ratio "
+             "| diversity L1 | 1-SSIM | s/image |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|",
+             f"| real (reference figures) | 0 | 0 | 0 | {rs['fwhm_theta_px_of_360']} | {rs['fwhm_r_px_of_160']} | "
+             f"{rs['snr_mean_over_std']} | - | - | - | - | - |"]
+    for name, s in summ.items():
+        lines.append(f"| {name} | {s['js_weighted']} | {s['js_max']} | {s['radial_l1']} | {s['fwhm_theta']} | "
+                     f"{s['fwhm_r']} | {s['snr']} | {s['nakagami_peri']} | {s['shadow']} | {s['div_l1']} | "
+                     f"{s['div_ssim']} | {s['sec']} |")
+    tissues = [t for t in KEY_TISSUES if t in ref["tissues"]]
+    lines += ["", "Per tissue: JS / mean difference (simulated - real) [grey levels]; real mean in the header.", "",
+              "| engine | " + " | ".join(f"{t} ({ref['tissues'][t]['mean']:.0f})" for t in tissues) + " |",
+              "|---|" + "---|" * len(tissues)]
+    for name, s in summ.items():
+        lines.append(f"| {name} | " + " | ".join(f"{s['tissues'][t]['js']} / {s['tissues'][t]['mean_diff']}"
+                                                 for t in tissues) + " |")
+    if res["notes"]:
+        lines += [""] + [f"- {n}" for n in res["notes"]]
+    lines += ["", "With your own real frames (`frame_XX_image.png` + `frame_XX_label.png`; label maps also in "
+              "`real/labels/`), the full evaluation adds the classifier two-sample test and feature distances "
+              "(see `docs/evaluate.md`):", "", "```bash", *USER_COMMANDS, "```", ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = RESULTS) -> None:
+    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
+    from ivus_sim.io import atomic_write
+
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    lines = old.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
+    if start is None:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        new = "\n".join([*lines[:start], *text.rstrip("\n").splitlines(), "", *lines[end:]]).rstrip("\n") + "\n"
+    atomic_write(path, lambda fh: fh.write(new.encode()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--phantoms", type=int, default=13, help="phantoms per seed (13 = the real frame count)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--diversity-phantoms", type=int, default=3)
+    ap.add_argument("--diversity-samples", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--engines", nargs="+", default=["physics", "learned", "baseline"])
+    ap.add_argument("--export", type=Path, help="also write images + labels for `ivus-sim evaluate`")
+    ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
+    a = ap.parse_args()
+
+    reference = load_reference_stats()
+    notes: list[str] = []
+    engines: list[Engine] = []
+    for name in a.engines:
+        if name == "physics":
+            engines.append(Physics(a.device))
+        elif name == "learned":
+            try:
+                engines.append(Learned(a.device))
+            except Exception as e:  # no embedded weights yet: skip with a note
+                notes.append(f"learned default model skipped: {type(e).__name__}: {e}")
+        elif name == "baseline":
+            engines.append(Baseline(reference))
+    rows = [measure(e, a.seeds, a.phantoms, a.diversity_phantoms, a.diversity_samples, reference, a.export)
+            for e in engines]
+    for e in engines:
+        if e.note:
+            notes.append(f"{e.name}: {e.note}")
+    import torch
+
+    res = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, device {a.device}",
+        "seeds": a.seeds, "n_phantoms": a.phantoms, "n_div": a.diversity_phantoms, "k_div": a.diversity_samples,
+        "reference": {k: v for k, v in reference.items() if k != "tissues"} | {"tissues": {
+            t: {"mean": v["mean"], "pixels": v["pixels"]} for t, v in reference["tissues"].items()}},
+        "rows": rows, "summary": summarise(rows, reference), "notes": notes, "user_commands": USER_COMMANDS,
+    }
+    print(json.dumps(res, indent=1, default=float))
+    text = markdown(res)
+    print(text)
+    if a.write_results:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
