@@ -108,16 +108,25 @@ class Geometry:
         return Geometry(size=size, fov_mm=self.fov_mm, catheter_radius_mm=self.catheter_radius_mm)
 
 
+@lru_cache(maxsize=16)
 def radius_map(size: int) -> np.ndarray:
-    """Distance of every pixel centre from the catheter axis, in units of the disc radius ``(N, N)``."""
+    """Distance of every pixel centre from the catheter axis, in units of the disc radius ``(N, N)``.
+
+    Cached; the returned array is read-only (copy it to modify).
+    """
     c = (size - 1) / 2
     yy, xx = np.mgrid[:size, :size]
-    return np.hypot(yy - c, xx - c) / (size / 2)
+    r = np.hypot(yy - c, xx - c) / (size / 2)
+    r.flags.writeable = False
+    return r
 
 
+@lru_cache(maxsize=16)
 def fov_mask(size: int) -> np.ndarray:
-    """Boolean ``(N, N)`` mask of the pixels inside the field-of-view disc."""
-    return radius_map(size) <= 1.0
+    """Boolean ``(N, N)`` mask of the pixels inside the field-of-view disc (cached, read-only)."""
+    m = radius_map(size) <= 1.0
+    m.flags.writeable = False
+    return m
 
 
 def _polar_grid(size: int, theta: torch.Tensor, r_frac: torch.Tensor, device: str) -> torch.Tensor:
@@ -157,6 +166,11 @@ def _polar_to_cart_grid(size: int, n_angles: int, n_samples: int, device: str) -
     gx = s_idx / (n_samples + 1) * 2 - 1
     gy = a_idx / n_angles * 2 - 1
     return torch.stack([gx, gy], -1).float().unsqueeze(0).to(device)  # (1, N, N, 2)
+
+
+@lru_cache(maxsize=16)
+def _fov_mask_torch(size: int, device: str) -> torch.Tensor:
+    return torch.from_numpy(fov_mask(size).copy()).to(device)
 
 
 def _as_batch(x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, tuple[int, ...], bool]:
@@ -253,7 +267,7 @@ def polar_to_cart(
     grid = _polar_to_cart_grid(size, n_angles, n_samples, str(t.device))
     out = F.grid_sample(src, grid.to(src.dtype).expand(src.shape[0], -1, -1, -1), mode=Interp(interp).value,
                         padding_mode="border", align_corners=True)
-    mask = torch.as_tensor(fov_mask(size), device=out.device)
+    mask = _fov_mask_torch(size, str(out.device))
     out = torch.where(mask, out, torch.as_tensor(outside, dtype=out.dtype, device=out.device))
     out = out.reshape(*lead, size, size)
     if not dtype.is_floating_point:
