@@ -1,9 +1,54 @@
-"""CLI: train commands (thin shell over the library)."""
+"""CLI: ``ivus-sim train`` and ``ivus-sim corpus`` (thin shells over :mod:`ivus_sim.training`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from ivus_sim.cli._common import handles_errors
 
 
 def register(app: typer.Typer) -> None:
-    """Add the train command(s) to the root app."""
+    """Add the ``train`` and ``corpus`` commands to the root app."""
+
+    @app.command("train")
+    @handles_errors
+    def train_cmd(
+        config: Annotated[str, typer.Option(help="Training config: smoke, cpu_default, gpu, or a YAML path.")],
+        data: Annotated[Path, typer.Option(help="Folder of training pairs (see docs/training.md for layouts).")],
+        out: Annotated[Path, typer.Option(help="Run folder: checkpoints, logs, sample grids, model/.")],
+        resume: Annotated[bool, typer.Option(help="Continue the run in --out exactly after its last checkpoint.")]
+        = False,
+        stage: Annotated[str, typer.Option(help="Stages to train: 1, 2 or both.")] = "both",
+        device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda.")] = "auto",
+        seed: Annotated[int, typer.Option(help="The one seed (init, data order, augmentation, noise).")] = 0,
+        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    ) -> None:
+        """Train the two-stage conditional adversarial autoencoder on paired data."""
+        from ivus_sim.training.run import train
+
+        res = train(config, data, out, resume=resume, stage=stage, device=device, seed=seed, progress=progress)
+        if res.model_dir is not None:
+            typer.echo(f"trained {res.step} steps; model: {res.model_dir}")
+
+    @app.command("corpus")
+    @handles_errors
+    def corpus_cmd(
+        n: Annotated[int, typer.Option("--n", help="Number of pairs.")],
+        out: Annotated[Path, typer.Option(help="Output folder (resumable: existing pairs are kept).")],
+        seed: Annotated[int, typer.Option(help="The one seed for phantoms and physics.")] = 0,
+        preset: Annotated[str, typer.Option(help="Transducer preset name or YAML path.")] = "20mhz",
+        size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
+        fov_mm: Annotated[float, typer.Option(help="Field-of-view diameter in mm.")] = 10.0,
+        batch: Annotated[int, typer.Option(help="Images simulated together.")] = 8,
+        device: Annotated[str, typer.Option(help="Physics device: cpu or cuda.")] = "cpu",
+        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    ) -> None:
+        """Write a synthetic training corpus: random phantoms paired with physics-simulated images."""
+        from ivus_sim.training.corpus import make_corpus
+
+        m = make_corpus(n, out, seed=seed, preset=preset, size=size, fov_mm=fov_mm, batch=batch, device=device,
+                        progress=progress)
+        typer.echo(f"corpus: {m['n']} pairs in {out}")

@@ -1,1 +1,6 @@
-"""ivus_sim.stage1"""
+"""Stage 1: label map -> mean intensity (echogenicity), and its training targets."""
+
+from ivus_sim.stage1.model import Stage1Decoder
+from ivus_sim.stage1.targets import despeckle
+
+__all__ = ["Stage1Decoder", "despeckle"]

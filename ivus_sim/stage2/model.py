@@ -1,0 +1,67 @@
+"""Stage 2 decoder: mean intensity + labels + code z2 + noise -> speckled IVUS image.
+
+Works on the polar grid (A-line x depth), where IVUS speckle is elongated laterally and the
+point-spread function is separable. The input is the stage-1 mean, per-pixel noise maps (the
+spatial randomness speckle needs; drawn from a seeded generator so output is reproducible) and
+the label condition. Residual blocks are spatially conditioned by MONAI's SPADE normalisation
+(Park et al., CVPR 2019) on ``[mean, one-hot labels, depth]`` and modulated by z2 through FiLM,
+which sets the global speckle "style" (gain, contrast, grain). Output in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks.spade_norm import SPADE
+from torch import nn
+
+from ivus_sim.aae.layers import FiLM, PolarConv2d
+
+__all__ = ["Stage2Decoder"]
+
+
+class _SpadeBlock(nn.Module):
+    """x + PolarConv(LeakyReLU(FiLM(SPADE(x, seg), z)))."""
+
+    def __init__(self, channels: int, seg_channels: int, z_dim: int, spade_hidden: int) -> None:
+        super().__init__()
+        self.spade = SPADE(label_nc=seg_channels, norm_nc=channels, kernel_size=3, spatial_dims=2,
+                           hidden_channels=spade_hidden, norm="INSTANCE")
+        self.film = FiLM(z_dim, channels)
+        self.conv = PolarConv2d(channels, channels, 3)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.film(self.spade(x, seg), z), 0.2)
+        return x + self.conv(h)
+
+
+class Stage2Decoder(nn.Module):
+    """Mean intensity + label condition + z2 + noise -> speckled image on the polar grid.
+
+    Args:
+        seg_channels: channels of the spatial condition ``seg`` (mean + one-hot + depth).
+        z_dim: size of z2.
+        channels: feature width.
+        n_blocks: residual SPADE blocks.
+        n_noise: per-pixel noise channels.
+        spade_hidden: hidden width of each SPADE's shared convolution.
+
+    Shapes: ``seg (B, seg_channels, A, S)``, ``noise (B, n_noise, A, S)``, ``z (B, z_dim)``
+    -> ``(B, 1, A, S)`` in [0, 1]. ``seg[:, :1]`` must be the mean intensity.
+    """
+
+    def __init__(self, seg_channels: int, z_dim: int = 8, channels: int = 24, n_blocks: int = 3,
+                 n_noise: int = 2, spade_hidden: int = 16) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.n_noise = n_noise
+        self.inp = PolarConv2d(seg_channels + n_noise, channels, 3)
+        self.blocks = nn.ModuleList(_SpadeBlock(channels, seg_channels, z_dim, spade_hidden)
+                                    for _ in range(n_blocks))
+        self.out = PolarConv2d(channels, 1, 3)
+
+    def forward(self, seg: torch.Tensor, noise: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = self.inp(torch.cat([seg, noise], 1))
+        for blk in self.blocks:
+            h = blk(h, seg, z)
+        return torch.sigmoid(self.out(F.leaky_relu(h, 0.2)))

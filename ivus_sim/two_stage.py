@@ -1,0 +1,333 @@
+"""TwoStageAAE: the learned IVUS generator (stage 1 + stage 2, each a conditional AAE).
+
+Data flow (all networks run on the polar grid, see :mod:`ivus_sim.geometry`)::
+
+    labels (B, N, N) Cartesian --cart_to_polar(NEAREST)--> (B, A, S)
+      -> condition c1 = [one-hot, depth, cumulative tissue]               (ivus_sim.aae.condition)
+      -> stage 1 decoder(c1, z1)                -> mean (B, 1, A, S)    z1 ~ prior (B, d1)
+      -> stage 2 decoder([mean, one-hot, depth], noise, z2) -> image     z2 ~ prior (B, d2)
+      --polar_to_cart(BILINEAR)--> (B, 1, N, N), 0 outside the FOV disc
+
+Training (one conditional AAE per stage, Makhzani et al. arXiv 1511.05644): an encoder maps the
+target (with its condition) to z; the decoder rebuilds the target from condition and z
+(reconstruction phase); a latent discriminator separates encoder codes from prior samples and
+the encoder learns to fool it (regularisation phase). Stage 2 is sharpened by a conditional
+MONAI patch discriminator. This module only computes *named losses*; the optimisers are
+stepped, in explicit order, by :class:`ivus_sim.training.trainer.Trainer`.
+
+Contract used by the generation API::
+
+    model = TwoStageAAE(ModelConfig())
+    model.z_dims        # (d1, d2)
+    model.prior         # Prior
+    model.polar_shape   # (n_angles, n_samples)
+    out = model.generate(labels, z1=None, z2=None, generator=None, fov_mm=10.0)
+    # dict(mean=(B,1,N,N), image=(B,1,N,N) float in [0,1], z1=(B,d1), z2=(B,d2))
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ivus_sim.aae.condition import CONDITION_CHANNELS, N_CLASSES, depth_channel, label_condition, one_hot
+from ivus_sim.aae.encoder import Encoder
+from ivus_sim.aae.latent_discriminator import (
+    LatentDiscriminator,
+    encoder_regularisation_loss,
+    latent_discriminator_loss,
+)
+from ivus_sim.aae.priors import Prior
+from ivus_sim.errors import IvusSimError
+from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar, polar_to_cart
+from ivus_sim.stage1.model import Stage1Decoder
+from ivus_sim.stage2.discriminator import ConditionalPatchDiscriminator, make_adversarial_loss
+from ivus_sim.stage2.losses import speckle_statistics_loss
+from ivus_sim.stage2.model import Stage2Decoder
+
+__all__ = ["ModelConfig", "TwoStageAAE", "SEG2_CHANNELS"]
+
+#: channels of the stage-2 spatial condition: mean + one-hot + depth
+SEG2_CHANNELS = 1 + N_CLASSES + 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a :class:`TwoStageAAE` (stored in checkpoints and model cards).
+
+    Args:
+        n_angles: A-lines of the polar grid (divisible by 2 ** (levels - 1) of every encoder/U-Net).
+        n_samples: depth samples of the polar grid (same divisibility).
+        z1_dim: stage-1 code size.
+        z2_dim: stage-2 code size.
+        prior: prior p(z) of both codes.
+        stage1_channels: stage-1 U-Net widths, first level first.
+        stage1_downsample: stage 1 runs at the polar grid divided by this (its output is smooth).
+        stage2_channels: stage-2 feature width.
+        stage2_blocks: stage-2 residual SPADE blocks.
+        n_noise: stage-2 per-pixel noise channels.
+        spade_hidden: hidden width of each SPADE block.
+        encoder_channels: encoder widths (stride-2 stages).
+        latent_hidden: latent discriminator width.
+        patch_channels: patch discriminator first-layer width.
+        patch_layers: patch discriminator downsampling layers.
+        fov_mm: FOV diameter [mm] of the training images (the polar grid spans this FOV).
+    """
+
+    n_angles: int = 256
+    n_samples: int = 128
+    z1_dim: int = 8
+    z2_dim: int = 8
+    prior: Prior = Prior.GAUSSIAN
+    stage1_channels: tuple[int, ...] = (16, 32, 64)
+    stage1_downsample: int = 2
+    stage2_channels: int = 24
+    stage2_blocks: int = 3
+    n_noise: int = 2
+    spade_hidden: int = 16
+    encoder_channels: tuple[int, ...] = (16, 32, 64)
+    latent_hidden: int = 64
+    patch_channels: int = 32
+    patch_layers: int = 3
+    fov_mm: float = DEFAULT_FOV_MM
+
+    def __post_init__(self) -> None:
+        div = max(self.stage1_downsample * 2 ** (len(self.stage1_channels) - 1), 2 ** len(self.encoder_channels))
+        for name in ("n_angles", "n_samples"):
+            v = getattr(self, name)
+            if v < 8 or v % div:
+                raise IvusSimError(f"model.{name}={v} must be >= 8 and divisible by {div}")
+        if self.z1_dim < 1 or self.z2_dim < 1:
+            raise IvusSimError("model.z1_dim and model.z2_dim must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["prior"] = self.prior.value
+        d["stage1_channels"] = list(self.stage1_channels)
+        d["encoder_channels"] = list(self.encoder_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise IvusSimError(f"unknown model config keys: {', '.join(unknown)}")
+        kw = dict(d)
+        if "prior" in kw:
+            try:
+                kw["prior"] = Prior(kw["prior"])
+            except ValueError:
+                choices = ", ".join(p.value for p in Prior)
+                raise IvusSimError(f"model.prior must be one of {choices}, got {kw['prior']!r}") from None
+        for k in ("stage1_channels", "encoder_channels"):
+            if k in kw:
+                kw[k] = tuple(int(c) for c in kw[k])
+        return cls(**kw)
+
+
+class TwoStageAAE(nn.Module):
+    """Both stages with their encoders and discriminators.
+
+    Args:
+        config: the architecture.
+
+    Batches passed to the loss methods are dicts of polar tensors: ``labels (B, A, S)`` tissue ids,
+    ``mean (B, 1, A, S)`` the stage-1 target, ``image (B, 1, A, S)`` the stage-2 target, in [0, 1].
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or ModelConfig()
+        self.prior: Prior = cfg.prior
+        self.stage1 = Stage1Decoder(CONDITION_CHANNELS, cfg.z1_dim, cfg.stage1_channels, cfg.stage1_downsample)
+        self.encoder1 = Encoder(1 + CONDITION_CHANNELS, cfg.z1_dim, cfg.encoder_channels)
+        self.latent_d1 = LatentDiscriminator(cfg.z1_dim, cfg.latent_hidden)
+        self.stage2 = Stage2Decoder(SEG2_CHANNELS, cfg.z2_dim, cfg.stage2_channels, cfg.stage2_blocks,
+                                    cfg.n_noise, cfg.spade_hidden)
+        self.encoder2 = Encoder(1 + SEG2_CHANNELS, cfg.z2_dim, cfg.encoder_channels)
+        self.latent_d2 = LatentDiscriminator(cfg.z2_dim, cfg.latent_hidden)
+        self.patch_d = ConditionalPatchDiscriminator(SEG2_CHANNELS, cfg.patch_channels, cfg.patch_layers)
+        self.adversarial_loss = make_adversarial_loss()
+        #: the model card when loaded by :func:`ivus_sim.training.checkpoint.load_model` (else empty)
+        self.card: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- contract
+    @property
+    def z_dims(self) -> tuple[int, int]:
+        """Sizes of the stage-1 and stage-2 codes."""
+        return self.config.z1_dim, self.config.z2_dim
+
+    @property
+    def polar_shape(self) -> tuple[int, int]:
+        """Polar grid ``(n_angles, n_samples)`` the networks run on."""
+        return self.config.n_angles, self.config.n_samples
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def generator_modules(self) -> dict[str, nn.Module]:
+        """The parts needed at generation time (what the embedded weights must hold)."""
+        return {"stage1": self.stage1, "stage2": self.stage2}
+
+    # ---------------------------------------------------------------- building blocks
+    def seg2(self, mean: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Stage-2 spatial condition ``(B, SEG2_CHANNELS, A, S)`` from ``mean (B,1,A,S)`` and labels ``(B,A,S)``."""
+        oh = one_hot(labels)
+        b, _, a, s = oh.shape
+        return torch.cat([mean, oh, depth_channel(b, a, s, oh.device)], 1)
+
+    def noise(self, batch: int, generator: torch.Generator | None = None,
+              shape: tuple[int, int] | None = None) -> torch.Tensor:
+        """Standard-normal noise maps ``(B, n_noise, A, S)`` on the model's device.
+
+        ``shape`` overrides ``(A, S)`` (training on angular windows); default :attr:`polar_shape`.
+        """
+        a, s = shape or self.polar_shape
+        gdev = generator.device if generator is not None else self.device
+        n = torch.randn(batch, self.config.n_noise, a, s, generator=generator, device=gdev)
+        return n.to(self.device)
+
+    def sample_prior(self, batch: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Codes ``(B, dim)`` from the prior on the model's device."""
+        gdev = generator.device if generator is not None else self.device
+        return self.prior.sample(batch, dim, generator=generator, device=gdev).to(self.device)
+
+    def encode1(self, mean: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Stage-1 encoder: ``mean (B,1,A,S)``, labels ``(B,A,S)`` -> ``z1 (B, d1)``."""
+        return self.encoder1(torch.cat([mean, label_condition(labels)], 1))
+
+    def decode1(self, labels: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+        """Stage-1 decoder: labels ``(B,A,S)``, ``z1 (B,d1)`` -> mean ``(B,1,A,S)``."""
+        return self.stage1(label_condition(labels), z1)
+
+    def encode2(self, image: torch.Tensor, mean: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Stage-2 encoder: ``image (B,1,A,S)`` given its mean and labels -> ``z2 (B, d2)``."""
+        return self.encoder2(torch.cat([image, self.seg2(mean, labels)], 1))
+
+    def decode2(self, mean: torch.Tensor, labels: torch.Tensor, z2: torch.Tensor,
+                noise: torch.Tensor) -> torch.Tensor:
+        """Stage-2 decoder -> image ``(B,1,A,S)``."""
+        return self.stage2(self.seg2(mean, labels), noise, z2)
+
+    # ---------------------------------------------------------------- named losses
+    def stage1_reconstruction(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """AAE phase 1 for stage 1. Returns ``({"s1_rec": L1}, z1)``."""
+        z = self.encode1(batch["mean"], batch["labels"])
+        fake = self.decode1(batch["labels"], z)
+        return {"s1_rec": F.l1_loss(fake, batch["mean"])}, z
+
+    def stage2_reconstruction(self, batch: dict[str, torch.Tensor], noise: torch.Tensor
+                              ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """AAE phase 1 for stage 2 plus the patch-GAN generator loss.
+
+        Teacher forcing: stage 2 is conditioned on the stage-1 *target*, so the stages train
+        independently. Returns ``({"s2_rec", "s2_stats", "s2_adv_g"}, z2, fake)``.
+        """
+        z = self.encode2(batch["image"], batch["mean"], batch["labels"])
+        fake = self.decode2(batch["mean"], batch["labels"], z, noise)
+        seg = self.seg2(batch["mean"], batch["labels"])
+        logits = self.patch_d(fake, seg)[-1]
+        adv = self.adversarial_loss(logits, target_is_real=True, for_discriminator=False)
+        losses = {
+            "s2_rec": F.l1_loss(fake, batch["image"]),
+            "s2_stats": speckle_statistics_loss(fake, batch["image"]),
+            "s2_adv_g": adv if isinstance(adv, torch.Tensor) else torch.stack(adv).mean(),
+        }
+        return losses, z, fake
+
+    def patch_discriminator_losses(self, batch: dict[str, torch.Tensor], fake: torch.Tensor
+                                   ) -> dict[str, torch.Tensor]:
+        """Patch-GAN discriminator loss ``{"s2_patch_d"}`` (real targets vs detached fakes)."""
+        seg = self.seg2(batch["mean"], batch["labels"])
+        real = self.adversarial_loss(self.patch_d(batch["image"], seg)[-1], target_is_real=True,
+                                     for_discriminator=True)
+        fk = self.adversarial_loss(self.patch_d(fake.detach(), seg)[-1], target_is_real=False,
+                                   for_discriminator=True)
+        assert isinstance(real, torch.Tensor) and isinstance(fk, torch.Tensor)
+        return {"s2_patch_d": 0.5 * (real + fk)}
+
+    def latent_discriminator_losses(self, stage: int, z_encoded: torch.Tensor,
+                                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """AAE phase 2a: ``{"s<stage>_latent_d": BCE}`` of prior samples (real) vs detached codes (fake)."""
+        disc = self.latent_d1 if stage == 1 else self.latent_d2
+        z_real = self.sample_prior(z_encoded.shape[0], z_encoded.shape[1], generator)
+        loss = latent_discriminator_loss(disc(z_real), disc(z_encoded.detach()))
+        return {f"s{stage}_latent_d": loss}
+
+    def encoder_regularisation_losses(self, stage: int, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """AAE phase 2b: ``{"s<stage>_latent_e": BCE}``, the encoder trying to pass its codes as prior samples."""
+        if stage == 1:
+            z = self.encode1(batch["mean"], batch["labels"])
+            d = self.latent_d1(z)
+        else:
+            z = self.encode2(batch["image"], batch["mean"], batch["labels"])
+            d = self.latent_d2(z)
+        return {f"s{stage}_latent_e": encoder_regularisation_loss(d)}
+
+    # ---------------------------------------------------------------- generation
+    def _check_code(self, z: torch.Tensor | None, batch: int, dim: int, name: str,
+                    generator: torch.Generator | None) -> torch.Tensor:
+        if z is None:
+            return self.sample_prior(batch, dim, generator)
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if z.dim() == 1:
+            z = z.unsqueeze(0).expand(batch, -1)
+        if tuple(z.shape) != (batch, dim):
+            raise IvusSimError(f"{name} must have shape ({batch}, {dim}), got {tuple(z.shape)}")
+        return z.to(self.device)
+
+    @torch.no_grad()
+    def generate(self, labels: torch.Tensor | np.ndarray, z1: torch.Tensor | None = None,
+                 z2: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 fov_mm: float = DEFAULT_FOV_MM) -> dict[str, torch.Tensor]:
+        """Simulate images from Cartesian label maps.
+
+        Args:
+            labels: ``(B, N, N)`` (or ``(N, N)``) uint8 tissue ids, finalised (see
+                :func:`ivus_sim.phantom.finalise_labels`).
+            z1: ``(B, d1)`` (or ``(d1,)``, shared) stage-1 codes; ``None`` draws them from the prior.
+            z2: ``(B, d2)`` stage-2 codes; ``None`` draws them from the prior.
+            generator: torch generator for the codes (z1 first, then z2) and the noise maps.
+            fov_mm: FOV diameter of the labels [mm]. The networks work in FOV-normalised polar
+                coordinates; a FOV different from the training FOV (``config.fov_mm``) is
+                accepted, but tissue texture then keeps its training scale per FOV fraction.
+
+        Returns:
+            dict with ``mean`` and ``image`` ``(B, 1, N, N)`` float in [0, 1] (0 outside the FOV),
+            ``z1 (B, d1)``, ``z2 (B, d2)`` (the codes used).
+        """
+        if not fov_mm > 0:
+            raise IvusSimError(f"fov_mm must be positive, got {fov_mm}")
+        lab = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels)
+        if lab.dim() == 2:
+            lab = lab.unsqueeze(0)
+        if lab.dim() != 3 or lab.shape[-1] != lab.shape[-2]:
+            raise IvusSimError(f"labels must be (B, N, N) square label maps, got shape {tuple(lab.shape)}")
+        if lab.is_floating_point():
+            raise IvusSimError("labels must be integer tissue ids (uint8)")
+        b, n = lab.shape[0], lab.shape[-1]
+        a, s = self.polar_shape
+        lab_p = cart_to_polar(lab.to(torch.uint8).cpu(), a, s, Interp.NEAREST)
+        assert isinstance(lab_p, torch.Tensor)
+        lab_p = lab_p.to(self.device)
+        z1t = self._check_code(z1, b, self.config.z1_dim, "z1", generator)
+        z2t = self._check_code(z2, b, self.config.z2_dim, "z2", generator)
+        noise = self.noise(b, generator)
+        was_training = self.training
+        self.eval()
+        try:
+            mean_p = self.decode1(lab_p, z1t)
+            img_p = self.decode2(mean_p, lab_p, z2t, noise)
+        finally:
+            self.train(was_training)
+        mean = polar_to_cart(mean_p.float(), n, Interp.BILINEAR, 0.0)
+        image = polar_to_cart(img_p.float(), n, Interp.BILINEAR, 0.0)
+        assert isinstance(mean, torch.Tensor) and isinstance(image, torch.Tensor)
+        return {"mean": mean.clamp(0, 1), "image": image.clamp(0, 1), "z1": z1t, "z2": z2t}
