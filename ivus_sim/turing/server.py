@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -37,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ivus_sim.errors import IvusSimError
 from ivus_sim.turing.store import DB_NAME, AnswerError, Store
 
-__all__ = ["create_app", "is_loopback", "SECURITY_HEADERS", "STATIC_FILES"]
+__all__ = ["create_app", "serve", "is_loopback", "SECURITY_HEADERS", "STATIC_FILES"]
 
 _HERE = Path(__file__).parent
 STATIC_FILES = {"style.css": "text/css; charset=utf-8", "reader.js": "text/javascript; charset=utf-8"}
@@ -171,9 +172,19 @@ def create_app(study: str | Path) -> FastAPI:
     return app
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 def serve(study: str | Path, host: str = "127.0.0.1", port: int = 8000, allow_network: bool = False,
-          echo=print) -> None:  # type: ignore[no-untyped-def]
-    """Run the app with uvicorn (blocking). Non-loopback hosts need ``allow_network``."""
+          echo: Callable[[str], None] = _print) -> None:
+    """Run the app with uvicorn (blocking); prints the reader links first.
+
+    Args:
+        study: the study folder. host, port: where to listen.
+        allow_network: required for a non-loopback ``host`` (a warning is printed).
+        echo: where the links and warnings go.
+    """
     import uvicorn
 
     if not is_loopback(host) and not allow_network:
