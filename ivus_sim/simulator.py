@@ -56,6 +56,7 @@ __all__ = [
     "resolve_device",
     "slerp",
     "smooth_path",
+    "path_at",
     "to_uint8",
 ]
 
@@ -107,25 +108,25 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Te
     return torch.where(so > 1e-4, sph, lin)
 
 
-def smooth_path(anchors: torch.Tensor, n_frames: int, frames_per_code: int) -> torch.Tensor:
-    """Per-frame values ``(n_frames, *shape)`` by slerp between anchors ``(K, *shape)``.
+def path_at(anchors: torch.Tensor, frame: int, frames_per_code: int) -> torch.Tensor:
+    """The value ``(*shape)`` at ``frame`` of the slerp path through ``anchors`` ``(K, *shape)``.
 
     Frame ``f`` lies at position ``f / frames_per_code`` along the anchors: exactly on anchor
     ``k`` when ``f = k * frames_per_code``, between anchors ``k`` and ``k + 1`` otherwise.
     """
-    k = anchors.shape[0]
-    need = n_anchors(n_frames, frames_per_code)
-    if k < need:
-        raise ValueError(f"{n_frames} frames at {frames_per_code} frames/code need {need} anchors, got {k}")
-    flat = anchors.reshape(k, -1)
-    out = []
-    for f in range(n_frames):
-        i, r = divmod(f, frames_per_code)
-        if r == 0:
-            out.append(flat[i])
-        else:
-            out.append(slerp(flat[i], flat[i + 1], r / frames_per_code))
-    return torch.stack(out).reshape(n_frames, *anchors.shape[1:])
+    i, r = divmod(frame, frames_per_code)
+    if r == 0:
+        return anchors[i]
+    if i + 1 >= anchors.shape[0]:
+        raise ValueError(f"frame {frame} at {frames_per_code} frames/code needs {i + 2} anchors, "
+                         f"got {anchors.shape[0]}")
+    flat = slerp(anchors[i].reshape(-1), anchors[i + 1].reshape(-1), r / frames_per_code)
+    return flat.reshape(anchors.shape[1:])
+
+
+def smooth_path(anchors: torch.Tensor, n_frames: int, frames_per_code: int) -> torch.Tensor:
+    """Per-frame values ``(n_frames, *shape)`` by slerp between anchors ``(K, *shape)`` (see :func:`path_at`)."""
+    return torch.stack([path_at(anchors, f, frames_per_code) for f in range(n_frames)])
 
 
 def n_anchors(n_frames: int, frames_per_code: int) -> int:
@@ -270,26 +271,41 @@ class _LearnedBackend:
         return {"z1": torch.cat(z1), "z2": torch.cat(z2), "noise": torch.cat(noise)}
 
     @torch.inference_mode()
-    def render(self, labels: np.ndarray, z1: torch.Tensor, z2: torch.Tensor, noise: torch.Tensor,
-               batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Labels ``(B, N, N)`` + codes ``(B, d)`` + noise ``(B, C, A, S)`` -> uint8 images and float means."""
+    def render(self, frames: np.ndarray, frame_index: np.ndarray, z1: torch.Tensor, z2: torch.Tensor,
+               noise: torch.Tensor, want_mean: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """One batch: label ``frames`` ``(U, N, N)``; item ``b`` shows ``frames[frame_index[b]]`` with
+        codes ``z1[b]``, ``z2[b]`` and noise ``noise[b]`` ``(C, A, S)``.
+
+        The polar labels and the label conditions are computed once per distinct frame (n images of
+        one phantom share them), then the stage networks run on the batch. Equivalent to
+        :meth:`TwoStageAAE.generate` with the same codes and noise (tested).
+
+        Returns:
+            uint8 images ``(B, N, N)`` and, when ``want_mean``, the stage-1 means ``(B, N, N)`` float32.
+        """
+        from ivus_sim.aae.condition import depth_channel, label_condition, one_hot
+
         m = self.model
+        dev = m.device
         a, s = m.polar_shape
-        n = labels.shape[-1]
-        imgs, means = [], []
-        for lo in range(0, labels.shape[0], batch_size):
-            sl = slice(lo, lo + batch_size)
-            lab_p = cart_to_polar(torch.from_numpy(np.array(labels[sl], dtype=np.uint8)), a, s, Interp.NEAREST)
-            assert isinstance(lab_p, torch.Tensor)
-            lab_p = lab_p.to(m.device)
-            mean_p = m.decode1(lab_p, z1[sl].to(m.device))
-            img_p = m.decode2(mean_p, lab_p, z2[sl].to(m.device), noise[sl].to(m.device))
+        n = frames.shape[-1]
+        lab_p = cart_to_polar(torch.from_numpy(np.array(frames, dtype=np.uint8)), a, s, Interp.NEAREST)
+        assert isinstance(lab_p, torch.Tensor)
+        lab_p = lab_p.to(dev)
+        idx = torch.as_tensor(frame_index, dtype=torch.long, device=dev)
+        b = idx.shape[0]
+        cond1 = label_condition(lab_p)[idx]  # == label_condition(labels of the batch)
+        mean_p = m.stage1(cond1, z1.to(dev))  # == m.decode1(labels, z1)
+        seg2 = torch.cat([mean_p, one_hot(lab_p)[idx], depth_channel(b, a, s, dev)], 1)  # == m.seg2(mean, labels)
+        img_p = m.stage2(seg2, noise.to(dev), z2.to(dev))  # == m.decode2(mean, labels, z2, noise)
+        img = polar_to_cart(img_p.float().clamp(0, 1), n, Interp.BILINEAR, 0.0)
+        assert isinstance(img, torch.Tensor)
+        mean_np = None
+        if want_mean:
             mean = polar_to_cart(mean_p.float().clamp(0, 1), n, Interp.BILINEAR, 0.0)
-            img = polar_to_cart(img_p.float().clamp(0, 1), n, Interp.BILINEAR, 0.0)
-            assert isinstance(mean, torch.Tensor) and isinstance(img, torch.Tensor)
-            imgs.append(to_uint8(img[:, 0]))
-            means.append(mean[:, 0].cpu().numpy().astype(np.float32))
-        return np.concatenate(imgs), np.concatenate(means)
+            assert isinstance(mean, torch.Tensor)
+            mean_np = mean[:, 0].cpu().numpy().astype(np.float32)
+        return to_uint8(img[:, 0]), mean_np
 
 
 class _PhysicsBackend:
@@ -374,6 +390,11 @@ class Simulator:
         return self._learned("latent codes").z_dims
 
     @property
+    def model(self) -> TwoStageAAE:
+        """The underlying :class:`~ivus_sim.two_stage.TwoStageAAE` (learned engine only)."""
+        return self._learned("a model").model
+
+    @property
     def model_card(self) -> dict[str, Any]:
         """The model card of a learned model (training data, config, metrics, reproducing commands)."""
         return copy.deepcopy(self._learned("a model card").card)
@@ -432,7 +453,7 @@ class Simulator:
             raise IvusSimError(f"first_index must be >= 0, got {first_index}")
         if isinstance(self._backend, _LearnedBackend):
             images, stages, extras = self._generate_learned(ph, n, seed, z, first_index, frames_per_code,
-                                                            max(1, batch_size))
+                                                            max(1, batch_size), return_stages)
         else:
             if z is not None:
                 raise IvusSimError("z (a latent code) needs the learned engine; the physics engine has none")
@@ -444,23 +465,21 @@ class Simulator:
         return GenerationResult(images=images, records=records, stages=stages if return_stages else {}, phantom=ph)
 
     def _generate_learned(self, ph: Phantom, n: int, seed: int, z: Any, first_index: int,
-                          frames_per_code: int, batch_size: int
+                          frames_per_code: int, batch_size: int, return_stages: bool
                           ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]]]:
         be = self._learned("learned generation")
         d1, d2 = be.z_dims
         fixed = _parse_codes(z, (d1, d2), n)
         nf = ph.n_frames
         k = n_anchors(nf, frames_per_code)
-        z1s, z2s, noises, extras = [], [], [], []
+        anchors, extras = [], []
         for i in range(n):
             anc = be.draw_anchors(k, seed, first_index + i)
             if fixed is not None:
                 anc["z1"] = fixed[i, :d1].expand(k, -1)
                 if fixed.shape[1] == d1 + d2:
                     anc["z2"] = fixed[i, d1:].expand(k, -1)
-            z1s.append(smooth_path(anc["z1"], nf, frames_per_code))
-            z2s.append(smooth_path(anc["z2"], nf, frames_per_code))
-            noises.append(smooth_path(anc["noise"], nf, frames_per_code))
+            anchors.append(anc)
             if nf == 1:
                 zrec: dict[str, Any] = {"z1": _floats(anc["z1"][0]), "z2": _floats(anc["z2"][0])}
             else:
@@ -468,11 +487,24 @@ class Simulator:
                         "frames_per_code": frames_per_code}
             zrec["z_fixed"] = "none" if fixed is None else ("z1" if fixed.shape[1] == d1 else "z1+z2")
             extras.append(zrec)
-        labels = np.broadcast_to(ph.labels, (n, *ph.labels.shape)).reshape(-1, *ph.labels.shape[1:])
-        imgs, means = be.render(np.ascontiguousarray(labels), torch.cat(z1s), torch.cat(z2s), torch.cat(noises),
-                                batch_size)
-        shape = (n, nf, *ph.labels.shape[1:])
-        return imgs.reshape(shape), {"mean": means.reshape(shape)}, extras
+        size = ph.geometry.size
+        images = np.zeros((n, nf, size, size), np.uint8)
+        means = np.zeros((n, nf, size, size), np.float32) if return_stages else None
+        # frame-major order: a batch holds the n images of a few frames, which share label conditions
+        items = [(f, i) for f in range(nf) for i in range(n)]
+        for lo in range(0, len(items), batch_size):
+            batch = items[lo:lo + batch_size]
+            fs = np.array([f for f, _ in batch])
+            ims = np.array([i for _, i in batch])
+            uniq, inv = np.unique(fs, return_inverse=True)
+            z1 = torch.stack([path_at(anchors[i]["z1"], f, frames_per_code) for f, i in batch])
+            z2 = torch.stack([path_at(anchors[i]["z2"], f, frames_per_code) for f, i in batch])
+            nz = torch.stack([path_at(anchors[i]["noise"], f, frames_per_code) for f, i in batch])
+            img, mean = be.render(ph.labels[uniq], inv, z1, z2, nz, return_stages)
+            images[ims, fs] = img
+            if means is not None and mean is not None:
+                means[ims, fs] = mean
+        return images, ({"mean": means} if means is not None else {}), extras
 
     def _generate_physics(self, ph: Phantom, n: int, seed: int, first_index: int, return_stages: bool
                           ) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, Any]]]:
@@ -554,10 +586,14 @@ class Simulator:
     def _tiles(self, be: _LearnedBackend, labels: np.ndarray, codes: torch.Tensor, seed: int,
                batch_size: int) -> np.ndarray:
         d1, _ = be.z_dims
-        noise = be.draw_anchors(1, seed, 0)["noise"].expand(codes.shape[0], -1, -1, -1)
-        lab = np.broadcast_to(labels, (codes.shape[0], *labels.shape))
-        imgs, _ = be.render(np.ascontiguousarray(lab), codes[:, :d1], codes[:, d1:], noise, batch_size)
-        return imgs
+        noise = be.draw_anchors(1, seed, 0)["noise"]
+        out = []
+        for lo in range(0, codes.shape[0], batch_size):
+            c = codes[lo:lo + batch_size]
+            img, _ = be.render(labels[None], np.zeros(c.shape[0], np.int64), c[:, :d1], c[:, d1:],
+                               noise.expand(c.shape[0], -1, -1, -1), False)
+            out.append(img)
+        return np.concatenate(out)
 
     def explore(self, phantom: Phantom | np.ndarray, grid: int = 8, dims: tuple[int, int] = (0, 1),
                 seed: int = 0, *, base: Sequence[float] | None = None, fov_mm: float | None = None,

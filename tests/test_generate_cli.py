@@ -109,9 +109,9 @@ def test_folder_in_folder_out_and_z(tmp_path: Path, model_dir: Path) -> None:
     assert side["z1"] == [0.5] * 8 and side["z2"] == [0.5] * 8 and side["z_fixed"] == "z1+z2"
 
 
-def test_overwrite_protection(tmp_path: Path, phantom_png: Path) -> None:
+def test_overwrite_protection(tmp_path: Path, phantom_png: Path, model_dir: Path) -> None:
     out = tmp_path / "out"
-    args = ["generate", "--phantom", phantom_png, "--out", out, "--n", "1", "--size", "48", "--engine", "physics"]
+    args = ["generate", "--phantom", phantom_png, "--out", out, "--n", "1", "--size", "48", "--model", model_dir]
     assert run(*args)[0] == 0
     before = (out / "vessel_seed0_000.png").read_bytes()
     (out / "vessel_seed0_000.png").write_bytes(b"mine")
@@ -122,10 +122,10 @@ def test_overwrite_protection(tmp_path: Path, phantom_png: Path) -> None:
     assert (out / "vessel_seed0_000.png").read_bytes() == before
 
 
-def test_single_file_output(tmp_path: Path, phantom_png: Path) -> None:
+def test_single_file_output(tmp_path: Path, phantom_png: Path, model_dir: Path) -> None:
     out = tmp_path / "one.png"
     code, _, _ = run("generate", "--phantom", phantom_png, "--out", out, "--n", "1", "--size", "48",
-                     "--engine", "physics")
+                     "--model", model_dir)
     assert code == 0 and out.is_file() and (tmp_path / "one.json").is_file()
 
 

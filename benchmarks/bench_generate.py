@@ -1,0 +1,203 @@
+"""Speed and memory of generation with the learned default model (issue: embedded default).
+
+Measures, for the embedded default (or ``--model RUN``):
+
+1. **Batched inference throughput** on the CPU with ``--threads`` torch threads (default 2) at
+   ``--size`` (default 256 x 256): images/s of :meth:`Simulator.generate` (phantom -> uint8 image,
+   no file I/O), best of ``--repeats`` timed runs after a warm-up, for each ``--batch`` size.
+   Target: >= 20 images/s on 2 CPU cores.
+2. The same on the GPU when CUDA is present (``torch.cuda.synchronize`` around the timing).
+3. **One-image CLI call end to end**: ``ivus-sim generate --phantom examples/calcified_plaque.png
+   --n 1 --out x.png --device cpu`` as a fresh process, from process start until it exits with the
+   PNG on disk (wall clock), and the child's **peak RSS** (``ru_maxrss`` from ``os.wait4`` on that
+   one process). Targets: < 5 s and < 1.5 GB. Median and max over ``--cli-runs`` runs.
+
+Usage::
+
+    python benchmarks/bench_generate.py                          # print JSON + a Markdown section
+    python benchmarks/bench_generate.py --write-results          # also replace the section in RESULTS.md
+    taskset -c 0,1 python benchmarks/bench_generate.py           # pin two cores on a bigger machine
+
+The machine is described in the output (CPU model, cores visible, load average at start, torch
+version, GPU name): on a shared machine the load average says how much the numbers are worth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## Generation (learned default)"
+EXAMPLE = ROOT / "examples" / "calcified_plaque.png"
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, visible cores, load, torch version, GPU (if any)."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores_visible": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
+def _simulator(model: str | None, device: str) -> Any:
+    from ivus_sim.simulator import Simulator
+
+    return Simulator.from_run(model, device=device) if model else Simulator.default(device=device)
+
+
+def throughput(model: str | None, device: str, size: int, batches: list[int], n_images: int,
+               repeats: int) -> list[dict[str, Any]]:
+    """Images/s of ``Simulator.generate`` for each batch size (best of ``repeats``)."""
+    from ivus_sim.phantom.reader import read_phantom
+
+    sim = _simulator(model, device)
+    ph = read_phantom(EXAMPLE, size=size)
+    rows = []
+    for b in batches:
+        sim.generate(ph, n=b, seed=0, batch_size=b)  # warm-up (allocations, cuDNN autotune)
+        best = float("inf")
+        for r in range(repeats):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            done = 0
+            while done < n_images:
+                k = min(b, n_images - done)
+                sim.generate(ph, n=k, seed=r, first_index=done, batch_size=b)
+                done += k
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        rows.append({"device": device, "size": size, "batch": b, "images": n_images,
+                     "images_per_s": round(n_images / best, 2), "ms_per_image": round(1000 * best / n_images, 2)})
+    return rows
+
+
+def cli_end_to_end(model: str | None, runs: int, threads: int) -> dict[str, Any]:
+    """Wall time and peak RSS of one-image ``ivus-sim generate`` runs as fresh processes."""
+    exe = shutil.which("ivus-sim")
+    cmd = [exe] if exe else [sys.executable, "-m", "ivus_sim.cli.main"]
+    walls, rss = [], []
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            out = Path(tmp) / f"one_{i}.png"
+            args = [*cmd, "generate", "--phantom", str(EXAMPLE), "--n", "1", "--out", str(out), "--device", "cpu"]
+            if model:
+                args += ["--model", model]
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            if proc.returncode != 0 or not out.is_file():
+                raise SystemExit(f"CLI run failed ({proc.returncode}): {err.strip()}")
+            walls.append(wall)
+            rss.append(usage.ru_maxrss / 1024)  # KiB -> MiB on Linux
+    return {"command": " ".join(["ivus-sim", *args[len(cmd):]]).replace(str(ROOT) + "/", ""),
+            "runs": runs, "wall_s_median": round(statistics.median(walls), 2), "wall_s_max": round(max(walls), 2),
+            "wall_s_all": [round(w, 2) for w in walls], "peak_rss_mib_max": round(max(rss), 1)}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [SECTION, "",
+             f"Measured {res['date']} with `python benchmarks/bench_generate.py` (model `{res['model_id']}`).",
+             "",
+             f"Machine: {m['cpu']}, {m['cores_visible']} cores visible, torch {m['torch']} with "
+             f"{res['threads']} threads, load average {m['load_average_1min']} at start"
+             + (f"; GPU {m['gpu']}" if m["gpu"] else "; no GPU") + ".", "",
+             "| device | size | batch | images/s | ms/image |", "|---|---|---|---|---|"]
+    for r in res["throughput"]:
+        lines.append(f"| {r['device']} | {r['size']} | {r['batch']} | {r['images_per_s']} | {r['ms_per_image']} |")
+    c = res.get("cli")
+    if c:
+        lines += ["", f"One-image CLI call end to end (`{c['command']}`, fresh process, {c['runs']} runs): "
+                  f"median {c['wall_s_median']} s (max {c['wall_s_max']} s); peak RSS {c['peak_rss_mib_max']} MiB.",
+                  "", "Targets: >= 20 images/s batched on 2 CPU cores at 256 x 256; CLI < 5 s; peak RSS < 1.5 GB."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str, path: Path = RESULTS) -> None:
+    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
+    from ivus_sim.io import atomic_write
+
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    lines = old.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
+    if start is None:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
+    atomic_write(path, lambda fh: fh.write(new.encode()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="a trained run instead of the embedded default")
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch", type=int, nargs="+", default=[8, 32])
+    ap.add_argument("--gpu-batch", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--images", type=int, default=64, help="images per timed run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cli-runs", type=int, default=3)
+    ap.add_argument("--no-cli", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+                           "threads": a.threads, "model_id": _simulator(a.model, "cpu").model_id}
+    res["throughput"] = throughput(a.model, "cpu", a.size, a.batch, a.images, a.repeats)
+    if torch.cuda.is_available():
+        res["throughput"] += throughput(a.model, "cuda", a.size, a.gpu_batch, max(a.images, 4 * max(a.gpu_batch)),
+                                        a.repeats)
+    if not a.no_cli:
+        res["cli"] = cli_end_to_end(a.model, a.cli_runs, a.threads)
+    print(json.dumps(res, indent=2))
+    md = markdown(res)
+    print(md)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=2) + "\n")
+    if a.write_results:
+        write_section(md)
+    best_cpu = max((r["images_per_s"] for r in res["throughput"] if r["device"] == "cpu"), default=np.nan)
+    print(f"best CPU throughput {best_cpu} images/s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
