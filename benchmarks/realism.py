@@ -123,6 +123,8 @@ class Baseline(Engine):
         for name, tid in EVAL_TISSUES.items():
             if name in reference["tissues"]:
                 self.lut[tid] = reference["tissues"][name]["mean"]
+        if "lumen_beyond_ringdown" in reference["tissues"]:  # most lumen lies beyond the ring-down
+            self.lut[1] = reference["tissues"]["lumen_beyond_ringdown"]["mean"]
         self.lut[[8, 9]] = 200.0  # guidewire / stent struts: bright
         self.lut[7] = 0.0
 

@@ -9,8 +9,9 @@ Both in the polar measurement frame (:mod:`ivus_sim.metrics.imageset`; depth ind
 * Shadow behind calcium: dense calcium reflects almost all the energy, so the tissue behind
   it along the A-line is dark. For every A-line that crosses dense calcium, the samples up to
   ``window`` beyond its deepest calcium sample are compared with the *same depth and tissue*
-  on A-lines that cross no calcium in the same frame:
-  ``ratio(d) = mean over behind-calcium pixels at distance d of I / I_control(tissue, depth)``.
+  on A-lines that cross no calcium (nor guidewire or stent strut) in the same frame:
+  ``ratio(d) = sum of I over behind-calcium pixels at distance d / sum of their matched control
+  means I_control(tissue, depth)`` (a ratio of sums, so near-black controls cannot blow it up).
   ``ratio ~ 1``: no shadow; ``ratio -> 0``: a full shadow. ``shadow_ratio`` is the mean of the
   curve and ``shadow_depth_px`` the distance behind the calcium at which the curve first
   recovers to half-way between its minimum and 1 (the shadow's extent).
@@ -26,7 +27,10 @@ from ivus_sim.tissues import Tissue
 
 __all__ = ["radial_profile", "shadow_profile", "compare_profiles", "compare_shadows"]
 
-_SKIP = (int(Tissue.LUMEN), int(Tissue.CATHETER), int(Tissue.OUTSIDE), int(Tissue.DENSE_CALCIUM))
+_SKIP = (int(Tissue.LUMEN), int(Tissue.CATHETER), int(Tissue.OUTSIDE), int(Tissue.DENSE_CALCIUM),
+         int(Tissue.GUIDEWIRE), int(Tissue.STENT_STRUT))
+#: reflectors that cast shadows: A-lines crossing any of them are not controls
+_SHADOWING = (int(Tissue.DENSE_CALCIUM), int(Tissue.GUIDEWIRE), int(Tissue.STENT_STRUT))
 
 
 def radial_profile(images: np.ndarray, n_bins: int | None = None) -> np.ndarray:
@@ -48,7 +52,7 @@ def radial_profile(images: np.ndarray, n_bins: int | None = None) -> np.ndarray:
 
 
 def shadow_profile(images: np.ndarray, labels: np.ndarray, window: int = 32,
-                   min_pixels: int = 20) -> dict[str, Any] | None:
+                   min_pixels: int = 20, min_control: int = 5) -> dict[str, Any] | None:
     """Intensity behind dense calcium relative to the same tissue at the same depth elsewhere.
 
     Args:
@@ -56,6 +60,7 @@ def shadow_profile(images: np.ndarray, labels: np.ndarray, window: int = 32,
         labels: ``(F, A, S)`` polar tissue ids.
         window: how many depth samples behind the calcium to follow.
         min_pixels: distances with fewer behind-calcium pixels than this are left out (``nan``).
+        min_control: (tissue, depth) cells with fewer control pixels than this are not used.
 
     Returns:
         ``{"ratio": (window,) list (nan where too few pixels), "shadow_ratio", "shadow_depth_px",
@@ -66,7 +71,8 @@ def shadow_profile(images: np.ndarray, labels: np.ndarray, window: int = 32,
     lab = np.asarray(labels)
     n_frames, _, n_s = img.shape
     n_keys = 256 * n_s
-    dist_sum = np.zeros(window)
+    dist_sum = np.zeros(window)  # sum of behind-calcium intensities per distance
+    ctrl_sum = np.zeros(window)  # sum of their matched control means
     dist_cnt = np.zeros(window)
     alines = 0
     depth = np.arange(n_s)
@@ -77,23 +83,24 @@ def shadow_profile(images: np.ndarray, labels: np.ndarray, window: int = 32,
             continue
         last = np.where(has, n_s - 1 - np.argmax(calc[:, ::-1], axis=1), -1)  # deepest calcium sample
         key = lab[f].astype(np.int64) * n_s + depth[None, :]
-        ctrl = ~has[:, None] & ~np.isin(lab[f], _SKIP)
+        clear = ~np.isin(lab[f], _SHADOWING).any(axis=1)  # A-lines with no shadowing reflector
+        ctrl = clear.reshape(-1, 1) & ~np.isin(lab[f], _SKIP)
         c_sum = np.bincount(key[ctrl], img[f][ctrl], minlength=n_keys)
         c_cnt = np.bincount(key[ctrl], minlength=n_keys)
         dist = depth[None, :] - last[:, None]  # distance behind the calcium [samples]
         behind = has[:, None] & (dist >= 1) & (dist <= window) & ~np.isin(lab[f], _SKIP)
         k = key[behind]
-        ok = c_cnt[k] > 0
+        ok = c_cnt[k] >= min_control
         if not ok.any():
             continue
-        ratio = img[f][behind][ok] / np.maximum(c_sum[k][ok] / c_cnt[k][ok], 1e-6)
         d = dist[behind][ok] - 1
-        dist_sum += np.bincount(d, ratio, minlength=window)
+        dist_sum += np.bincount(d, img[f][behind][ok], minlength=window)
+        ctrl_sum += np.bincount(d, c_sum[k][ok] / c_cnt[k][ok], minlength=window)
         dist_cnt += np.bincount(d, minlength=window)
         alines += int(has.sum())
     if dist_cnt.sum() == 0:
         return None
-    curve = np.where(dist_cnt >= min_pixels, dist_sum / np.maximum(dist_cnt, 1), np.nan)
+    curve = np.where((dist_cnt >= min_pixels) & (ctrl_sum > 0), dist_sum / np.maximum(ctrl_sum, 1e-9), np.nan)
     valid = np.isfinite(curve)
     if not valid.any():
         return None
