@@ -33,8 +33,10 @@ def _free_port() -> int:
 def _serve(study: Path, port: int) -> subprocess.Popen:
     import httpx
 
-    proc = subprocess.Popen([sys.executable, "-m", "ivus_sim.cli.main", "turing", "serve", str(study), "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = Path(sys.executable).with_name("ivus-sim")  # the installed console script, as a user runs it
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ivus_sim.cli.main"]
+    proc = subprocess.Popen([*cmd, "turing", "serve", str(study), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:
         try:

@@ -30,8 +30,10 @@ def _free_port() -> int:
 
 
 def _start(study: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "ivus_sim.cli.main", "turing", "serve", str(study), "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    script = Path(sys.executable).with_name("ivus-sim")  # the installed console script, as a user runs it
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ivus_sim.cli.main"]
+    proc = subprocess.Popen([*cmd, "turing", "serve", str(study), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -66,6 +66,8 @@ class StudyAnalysis:
     study_id: str
     margin: float
     alpha: float
+    n_boot: int
+    seed: int
     readers: list[ReaderResult]
     pooled: ReaderResult
     kappa: st.KappaResult | None
@@ -214,7 +216,8 @@ def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.0
                                   [r["item"] for r in main]) if mixed and main else None
     ok, _, _ = facts["chain"]
     return StudyAnalysis(
-        study=str(study), study_id=str(facts["study_id"]), margin=margin, alpha=alpha, readers=results,
+        study=str(study), study_id=str(facts["study_id"]), margin=margin, alpha=alpha, n_boot=n_boot, seed=seed,
+        readers=results,
         pooled=pooled, kappa=_kappa(reads, facts["pairs"], n_boot, alpha, seed), mixed=mixed_res, chain_ok=ok,
         audit=facts["audit"], audit_forced=facts["audit_forced"],
         conclusion=_conclusion(pooled, alpha, margin, facts["audit_forced"]), reads=reads)
