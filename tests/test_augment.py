@@ -248,10 +248,16 @@ def test_shards_in_separate_folders_are_disjoint_and_their_union_is_the_single_r
                 assert (tmp_path / f"shard{i}" / sub / name).read_bytes() == (reference / sub / name).read_bytes()
 
 
-def test_worker_processes_give_the_same_bytes(tmp_path, reference):
+def test_worker_processes_give_the_same_bytes_also_when_interrupted(tmp_path, reference):
     out = tmp_path / "ds"
+
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the pool is stopped, the finished case recorded
+        run_augment(_config(out, n=6), workers=2, progress=False, on_case=stop)
     report = run_augment(_config(out, n=6), workers=2, progress=False)
-    assert report.complete
+    assert report.complete and report.existing >= 1 and report.existing + report.written == 6
     assert _files(out) == _files(reference)
 
 

@@ -100,13 +100,22 @@ def _read_csv(path: Path) -> list[ManifestRow]:
 
 
 def read_rows(root: Path) -> dict[int, ManifestRow]:
-    """All recorded cases of the dataset at ``root`` (``manifest.csv`` and parts), by index."""
-    rows: dict[int, ManifestRow] = {}
-    sources = [Path(root) / MANIFEST_NAME] if (Path(root) / MANIFEST_NAME).is_file() else []
-    for path in [*sources, *part_files(Path(root))]:
-        for r in _read_csv(path):
-            rows.setdefault(r.index, r)
-    return rows
+    """All recorded cases of the dataset at ``root`` (``manifest.csv`` and parts), by index.
+
+    Parts may be merged and removed by a concurrent shard while they are read; then the reading
+    starts again (the merged ``manifest.csv`` holds their rows).
+    """
+    for _ in range(5):
+        rows: dict[int, ManifestRow] = {}
+        try:
+            sources = [Path(root) / MANIFEST_NAME] if (Path(root) / MANIFEST_NAME).is_file() else []
+            for path in [*sources, *part_files(Path(root))]:
+                for r in _read_csv(path):
+                    rows.setdefault(r.index, r)
+            return rows
+        except FileNotFoundError:
+            continue
+    raise IvusSimError(f"{root}: the manifest kept changing while being read; rerun to resume")
 
 
 def _csv_text(header: list[str], records: list[dict[str, Any]]) -> bytes:

@@ -30,7 +30,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,9 +403,10 @@ def run_augment(
     written = 0
     desc = "augment" + (f" shard {shard}" if shard.count > 1 else "")
     with tqdm(total=len(mine), initial=len(have), disable=not progress, unit="img", desc=desc) as bar:
+        rows = _generate(config, record, todo, n_workers)
         try:
-            if todo:
-                for row in _generate(config, record, todo, n_workers):
+            with contextlib.closing(rows):  # closing: stops the worker pool on any error
+                for row in rows:
                     pending.append(row)
                     written += 1
                     bar.update(1)
@@ -425,7 +426,10 @@ def run_augment(
                          present=len(everything), seconds=seconds, complete=complete)
 
 
-def _generate(config: AugmentConfig, record: dict[str, Any], todo: list[int], workers: int) -> Iterator[ManifestRow]:
+def _generate(config: AugmentConfig, record: dict[str, Any], todo: list[int], workers: int
+              ) -> Generator[ManifestRow, None, None]:
+    if not todo:
+        return
     if workers <= 1:
         with _one_torch_thread():
             maker = _CaseMaker(config, record)
