@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -443,10 +444,11 @@ class Simulator:
             :class:`GenerationResult` with ``images`` uint8 ``(n, N, N)`` or ``(n, F, N, N)``.
         """
         ph = _as_phantom(phantom, fov_mm)
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, numbers.Integral) or n < 1:
             raise IvusSimError(f"n must be a positive number of images, got {n}")
-        if not isinstance(seed, int) or seed < 0:
+        if not isinstance(seed, numbers.Integral) or seed < 0:
             raise IvusSimError(f"seed must be a non-negative integer, got {seed}")
+        n, seed = int(n), int(seed)
         if frames_per_code < 1:
             raise IvusSimError(f"frames_per_code must be >= 1, got {frames_per_code}")
         if first_index < 0:
@@ -564,12 +566,11 @@ class Simulator:
             raise IvusSimError(f"sidecar was made by model {record.get('model_id')!r}, this simulator is "
                                f"{self.model_id!r}")
         z = None
-        if record.get("z_fixed") == "z1+z2":
-            z = record["z1"] + record["z2"] if "z1" in record else None
-        elif record.get("z_fixed") == "z1":
-            z = record["z1"] if "z1" in record else None
-        if record.get("z_fixed", "none") != "none" and z is None:
-            raise IvusSimError("sidecar of a pullback with a fixed z cannot be regenerated without its z")
+        fixed = record.get("z_fixed", "none")
+        if fixed != "none":  # a fixed code is the same at every anchor of a pullback
+            z1 = record["z1"] if "z1" in record else record["z1_anchors"][0]
+            z2 = record["z2"] if "z2" in record else record["z2_anchors"][0]
+            z = z1 + z2 if fixed == "z1+z2" else z1
         res = self.generate(ph, n=1, seed=int(record["seed"]), z=z, first_index=int(record["index"]),
                             frames_per_code=int(record.get("frames_per_code", DEFAULT_FRAMES_PER_CODE)))
         return res.images[0]
