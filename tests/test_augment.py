@@ -281,6 +281,22 @@ def test_resume_with_other_options_is_refused(tmp_path):
         run_augment(_config(out, n=1), workers=0, progress=False)
 
 
+def test_a_run_that_failed_before_any_case_can_restart_with_other_options(tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+
+    def broken(self):
+        raise IvusSimError("no embedded default model")
+
+    with monkeypatch.context() as m:
+        m.setattr(EngineSpec, "build", broken)
+        with pytest.raises(IvusSimError, match="no embedded default model"):
+            run_augment(_config(out, n=2, engine=EngineSpec(Engine.LEARNED)), workers=0, progress=False)
+    assert (out / "augment.json").exists()
+    report = run_augment(_config(out, n=2), workers=0, progress=False)
+    assert report.complete
+    assert json.loads((out / "augment.json").read_text())["engine"]["engine"] == "physics"
+
+
 def test_a_foreign_non_empty_folder_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(IvusSimError, match="not empty"):

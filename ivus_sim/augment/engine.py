@@ -47,6 +47,8 @@ class EngineSpec:
     def __post_init__(self) -> None:
         if self.model is not None and self.engine is Engine.PHYSICS:
             raise IvusSimError("--model and --engine physics exclude each other (a model is a learned engine)")
+        if self.model is not None and not Path(self.model).exists():
+            raise IvusSimError(f"--model {self.model}: no such file or folder")
 
     def build(self) -> Any:
         """The :class:`ivus_sim.Simulator` this spec describes."""
@@ -55,8 +57,6 @@ class EngineSpec:
         if self.engine is Engine.PHYSICS:
             return Simulator.physics(preset=self.preset, device=self.device)
         if self.model is not None:
-            if not Path(self.model).exists():
-                raise IvusSimError(f"--model {self.model}: no such file or folder")
             return Simulator.from_run(self.model, device=self.device)
         return Simulator.default(device=self.device)
 

@@ -293,15 +293,19 @@ def _check_run_record(out: Path, record: dict[str, Any], n: int) -> None:
             raise IvusSimError(f"{path}: unreadable; delete the folder or choose another --out") from None
         if old.get("kind") != _RECORD_KIND:
             raise IvusSimError(f"{path} is not an ivus-sim augment record; choose another --out")
-        for key, value in record.items():
-            if old.get(key) != value:
-                raise IvusSimError(f"{out} holds an augment run with different {key} ({_short(old.get(key))} vs"
-                                   f" {_short(value)}); rerun with the same options to resume, or choose another --out")
-        if n < int(old.get("n", 0)):
-            raise IvusSimError(f"{out} holds an augment run of --n {old['n']}; pass --n {old['n']} to resume it"
-                               " (or more to extend it)")
-        if n == int(old.get("n", 0)):
-            return
+        # a run that made no case yet (e.g. a first attempt that failed) may be restarted with other options
+        started = any(d.is_dir() and any(d.iterdir()) for d in (out / "imagesTr", out / "labelsTr", out / PARTS_DIR))
+        if started:
+            for key, value in record.items():
+                if old.get(key) != value:
+                    raise IvusSimError(f"{out} holds an augment run with different {key} ({_short(old.get(key))} vs"
+                                       f" {_short(value)}); rerun with the same options to resume, or choose"
+                                       " another --out")
+            if n < int(old.get("n", 0)):
+                raise IvusSimError(f"{out} holds an augment run of --n {old['n']}; pass --n {old['n']} to resume it"
+                                   " (or more to extend it)")
+            if n == int(old.get("n", 0)):
+                return
     elif out.exists():
         if not out.is_dir():
             raise IvusSimError(f"--out {out}: exists and is not a folder")
