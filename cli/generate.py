@@ -58,7 +58,16 @@ def parse_code(text: str, option: str = "--z") -> list[float]:
     return vals
 
 
-def _make_simulator(engine: EngineChoice, model: Path | None, preset: str, device: str) -> Simulator:
+class PrecisionChoice(str, Enum):
+    """Arithmetic of the learned networks (see :class:`ivus_sim.simulator.Precision`)."""
+
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
+def _make_simulator(engine: EngineChoice, model: Path | None, preset: str, device: str,
+                    precision: PrecisionChoice = PrecisionChoice.AUTO) -> Simulator:
     from ivus_sim.simulator import Simulator
 
     if engine is EngineChoice.PHYSICS:
@@ -66,8 +75,8 @@ def _make_simulator(engine: EngineChoice, model: Path | None, preset: str, devic
             raise IvusSimError("--model loads a learned model; it cannot be combined with --engine physics")
         return Simulator.physics(preset=preset, device=device)
     if model is not None:
-        return Simulator.from_run(model, device=device)
-    return Simulator.default(device=device)
+        return Simulator.from_run(model, device=device, precision=precision.value)
+    return Simulator.default(device=device, precision=precision.value)
 
 
 def _is_single_file_target(out: Path) -> bool:
@@ -203,6 +212,9 @@ def generate(
                                         "path).")] = "20mhz",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "auto",
+    precision: Annotated[PrecisionChoice, typer.Option("--precision", help="Learned networks' arithmetic: auto "
+                                                       "(bf16 where the hardware has it natively), fp32, bf16.")
+                         ] = PrecisionChoice.AUTO,
 ) -> None:
     """Simulate IVUS images from phantoms (the embedded learned model by default)."""
     from tqdm import tqdm
@@ -222,7 +234,7 @@ def generate(
         raise IvusSimError(f"--out {out} exists and is not a folder")
 
     # 2. the generator (fails cleanly, e.g. when no default model is shipped)
-    sim = _make_simulator(engine, model, preset, device)
+    sim = _make_simulator(engine, model, preset, device, precision)
     stage_names = ["mean"] if (save_stages and sim.engine.value == "learned") else []
 
     # 3. plan every output file and refuse to clobber before writing anything
@@ -262,7 +274,8 @@ def generate(
             "n": n, "seed": seed, "z": z, "size": size, "fov_mm": fov_mm, "engine": engine.value,
             "model": str(model.resolve()) if model else None,
             "preset": preset if engine is EngineChoice.PHYSICS else None, "format": fmt.value,
-            "save_stages": save_stages, "device": device}),
+            "save_stages": save_stages, "device": device,
+            "precision": precision.value if engine is EngineChoice.LEARNED else None}),
             "phantom_path": str(f.resolve()), "size": size}
         total += _write_result(res, ps, ph, repro, save_stages)
     where = out if single_target else f"{out}/"
@@ -290,6 +303,8 @@ def explore(
                                                "default.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "auto",
+    precision: Annotated[PrecisionChoice, typer.Option("--precision", help="auto, fp32 or bf16.")
+                         ] = PrecisionChoice.AUTO,
 ) -> None:
     """Sweep the latent manifold (a grid over two latent dimensions) or interpolate between two codes."""
     from ivus_sim.io import check_writable, save_png, sidecar_path, write_json
@@ -305,7 +320,7 @@ def explore(
         raise IvusSimError(f"--dims: expected two integer indices like 0,1, got {dims!r}")
     codes = (parse_code(interpolate[0], "--interpolate"), parse_code(interpolate[1], "--interpolate")) \
         if interpolate else None
-    sim = _make_simulator(EngineChoice.LEARNED, model, "20mhz", device)
+    sim = _make_simulator(EngineChoice.LEARNED, model, "20mhz", device, precision)
     if codes is not None:
         res = sim.interpolate(ph, codes[0], codes[1], steps=grid, seed=seed, frame=frame)
     else:

@@ -40,7 +40,7 @@ def tiny_model_dir(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory: pytest.TempPathFactory) -> Simulator:
-    return Simulator.from_run(tiny_model_dir(tmp_path_factory.mktemp("run")), device="cpu")
+    return Simulator.from_run(tiny_model_dir(tmp_path_factory.mktemp("run")), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +178,18 @@ def test_batched_renderer_equals_the_models_generate(learned: Simulator, phantom
     g = torch_generator(4, "generate", "noise", 0, 0)  # the noise stream of image 0, anchor 0
     ref = learned.model.generate(phantom.labels, z1=z[:d1], z2=z[d1:], generator=g)
     assert np.array_equal(ours, to_uint8(ref["image"][0, 0]))
+
+
+def test_bf16_is_deterministic_close_to_fp32_and_recorded(learned: Simulator, phantom: Phantom) -> None:
+    fast = Simulator.from_run(Path(learned.describe()["model_source"]), device="cpu", precision="bf16")
+    a = fast.generate(phantom, n=2, seed=0)
+    assert a.records[0]["precision"] == "bf16"
+    assert np.array_equal(a.images, fast.generate(phantom, n=2, seed=0).images)
+    ref = learned.generate(phantom, n=2, seed=0).images.astype(float)
+    assert np.abs(a.images - ref).mean() < 1.5  # grey levels
+    assert np.array_equal(learned.regenerate(a.records[1], phantom), a.images[1])  # uses the recorded precision
+    with pytest.raises(IvusSimError, match="precision"):
+        Simulator.from_run(Path(learned.describe()["model_source"]), precision="fp8")
 
 
 def test_slerp_path_hits_anchors_and_keeps_the_norm() -> None:
