@@ -186,6 +186,32 @@ def _export(root: Path, engine: Engine, seed: int, imgs: np.ndarray, labels: np.
         save_png(root / "labels" / f"s{seed}_p{i:02d}.png", lab)
 
 
+def self_check(physics: Engine, baseline: Engine, n_phantoms: int, seed: int) -> dict[str, Any]:
+    """The full `ivus-sim evaluate` at real size, where the answer is known.
+
+    "Real" = the physics engine on phantoms of ``seed``; compared with (a) the physics engine on
+    the same phantoms with other speckle (should be indistinguishable: C2ST ~0.5, Fréchet ratio ~1)
+    and (b) the baseline on the same phantoms (should be told apart: C2ST ~1).
+    """
+    from ivus_sim.metrics.evaluate import EvaluateConfig, evaluate
+
+    labels = phantoms(seed, n_phantoms)
+    names = [f"p{i:02d}" for i in range(n_phantoms)]
+
+    def as_set(imgs: np.ndarray) -> ImageSet:
+        return ImageSet(names, list(imgs.astype(np.float64)), list(labels))
+
+    real = as_set(physics.images(labels, seed))
+    out = {}
+    for name, imgs in (("physics, other speckle seed", physics.images(labels, seed + 100)),
+                       (baseline.name, baseline.images(labels, seed))):
+        t0 = time.perf_counter()
+        r = evaluate(as_set(imgs), real, None, EvaluateConfig(seed=0), progress=False).results
+        out[name] = {"summary": r["summary"], "c2st": r["c2st"], "features": r["features"],
+                     "seconds": time.perf_counter() - t0}
+    return out
+
+
 def _ms(vals: list[float | None], fmt: str = ".3f") -> str:
     v = np.array([x for x in vals if x is not None], dtype=float)
     if v.size == 0:
@@ -257,6 +283,21 @@ def markdown(res: dict[str, Any]) -> str:
                                                  for t in tissues) + " |")
     if res["notes"]:
         lines += [""] + [f"- {n}" for n in res["notes"]]
+    if res.get("self_check"):
+        lines += ["", "Metric sanity at full size (where the answer is known): the whole `ivus-sim evaluate` with "
+                  f"\"real\" = the physics engine on {res['n_phantoms']} phantoms of seed 0 (default settings: "
+                  "32x32 polar patches, 32 per frame, 4 folds by frame, 15 epochs):", "",
+                  "| simulated set | C2ST accuracy [Wilson 95%] | AUC [frame bootstrap 95%] | Fréchet fake/real "
+                  "(real/real) | KID fake/real (real/real) | weighted JS | run time [s] |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, r in res["self_check"].items():
+            c, f, s = r["c2st"], r["features"], r["summary"]
+            lines.append(
+                f"| {name} | {c['accuracy']:.3f} [{c['accuracy_ci_wilson'][0]:.3f}, {c['accuracy_ci_wilson'][1]:.3f}]"
+                f" | {c['auc']:.3f} [{c['auc_ci_bootstrap'][0]:.3f}, {c['auc_ci_bootstrap'][1]:.3f}] | "
+                f"{f['fake_vs_real']['frechet']:.3g} ({f['real_vs_real']['frechet']:.3g}) | "
+                f"{f['fake_vs_real']['kid']:.3g} ({f['real_vs_real']['kid']:.3g}) | {s['tissue_js_weighted']:.3f} | "
+                f"{r['seconds']:.0f} |")
     lines += ["", "With your own real frames (`frame_XX_image.png` + `frame_XX_label.png`; label maps also in "
               "`real/labels/`), the full evaluation adds the classifier two-sample test and feature distances "
               "(see `docs/evaluate.md`):", "", "```bash", *USER_COMMANDS, "```", ""]
@@ -286,6 +327,7 @@ def main() -> None:
     ap.add_argument("--diversity-samples", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--engines", nargs="+", default=["physics", "learned", "baseline"])
+    ap.add_argument("--no-self-check", action="store_true", help="skip the full-size metric sanity check")
     ap.add_argument("--export", type=Path, help="also write images + labels for `ivus-sim evaluate`")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
     a = ap.parse_args()
@@ -308,6 +350,9 @@ def main() -> None:
     for e in engines:
         if e.note:
             notes.append(f"{e.name}: {e.note}")
+    phys = next((e for e in engines if isinstance(e, Physics)), None)
+    base = next((e for e in engines if isinstance(e, Baseline)), None)
+    check = self_check(phys, base, a.phantoms, a.seeds[0]) if phys and base and not a.no_self_check else None
     import torch
 
     res = {
@@ -317,6 +362,7 @@ def main() -> None:
         "reference": {k: v for k, v in reference.items() if k != "tissues"} | {"tissues": {
             t: {"mean": v["mean"], "pixels": v["pixels"]} for t, v in reference["tissues"].items()}},
         "rows": rows, "summary": summarise(rows, reference), "notes": notes, "user_commands": USER_COMMANDS,
+        "self_check": check,
     }
     print(json.dumps(res, indent=1, default=float))
     text = markdown(res)

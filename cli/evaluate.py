@@ -33,7 +33,7 @@ def evaluate(
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the classifier test "
                                        "(split by frame).")] = 4,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the classifier and of the "
-                                        "feature encoder.")] = 20,
+                                        "feature encoder (half as many).")] = 15,
     patch: Annotated[int, typer.Option(min=8, help="Patch side in polar samples (multiple of 8).")] = 32,
     patches_per_frame: Annotated[int, typer.Option(min=1, help="Random patches drawn per frame.")] = 32,
     c2st: Annotated[bool, typer.Option("--c2st/--no-c2st", help="Run the classifier two-sample test.")] = True,

@@ -48,10 +48,10 @@ class C2STConfig:
     """
 
     folds: int = 4
-    epochs: int = 20
+    epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
-    channels: tuple[int, ...] = (16, 32, 64)
+    channels: tuple[int, ...] = (8, 16, 32)
     n_bootstrap: int = 500
     n_most_fake: int = 16
     device: str = "cpu"

@@ -12,10 +12,12 @@ standard deviation of the encoder's bottleneck (``2 x channels[-1]`` numbers). W
 * it is independent of the model under test: scoring the learned simulator with its own
   stage-2 encoder would be circular (a model's encoder maps its own outputs well).
 
-Real-vs-real reference values (the real frames split into two halves by frame, equal patch
-counts) are reported beside fake-vs-real (simulated patches subsampled to the same count and
-compared with the same real half), since both distances are biased upwards by finite samples
-and only mean something relative to that floor.
+Real-vs-real reference values (the real frames split into two halves A and B by frame, equal
+patch counts) are reported beside fake-vs-real (simulated patches, subsampled to the same count,
+against the same half B), since both distances are biased upwards by finite samples and only
+mean something relative to that floor. When simulated frames are paired with real ones by name
+(made from their label maps), only those paired with half A are used, so both pairs compare the
+same anatomy and only realism differs.
 
 * Fréchet distance (Heusel et al., NeurIPS 2017): ``|mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})``
   with :func:`scipy.linalg.sqrtm`.
@@ -223,7 +225,8 @@ def feature_distances(real: Patches, fake: Patches, config: FeatureConfig | None
 
     Returns:
         ``{"fake_vs_real": {frechet, kid, kid_std, mmd_linear}, "real_vs_real": {...}, "frechet_ratio",
-        "n_per_set", "dims", "extractor"}``; ``frechet_ratio`` = fake-vs-real / real-vs-real.
+        "n_per_set", "paired", "dims", "extractor"}``; ``frechet_ratio`` = fake-vs-real / real-vs-real;
+        ``paired``: simulated frames were matched to real half A by name.
     """
     cfg = config or FeatureConfig()
     frames = np.unique(real.frame)
@@ -232,9 +235,16 @@ def feature_distances(real: Patches, fake: Patches, config: FeatureConfig | None
     g = rng(seed, "features", "split")
     perm = g.permutation(frames)
     half_a = np.isin(real.frame, perm[: frames.size // 2])
+    names_a = {real.names[int(f)] for f in perm[: frames.size // 2]}
+    # simulated frames made from the label maps of half A (same name) face half B, exactly as real
+    # half A does: both pairs then compare the same anatomy, and only realism differs
+    fake_sel = np.array([fake.names[int(f)] in names_a for f in fake.frame], dtype=bool)
+    paired = bool(fake_sel.any())
+    if not paired:
+        fake_sel[:] = True
     if encoder is None:
         encoder = train_patch_encoder(np.concatenate([real.data, fake.data]), cfg, seed)
-    fr, ff = embed(encoder, real.data, cfg.device), embed(encoder, fake.data, cfg.device)
+    fr, ff = embed(encoder, real.data, cfg.device), embed(encoder, fake.data[fake_sel], cfg.device)
     a, b = fr[half_a], fr[~half_a]
     n = min(len(a), len(b), len(ff))
     a = a[np.sort(g.choice(len(a), n, replace=False))]
@@ -247,6 +257,7 @@ def feature_distances(real: Patches, fake: Patches, config: FeatureConfig | None
         "real_vs_real": rr,
         "frechet_ratio": fk["frechet"] / rr["frechet"] if rr["frechet"] > 0 else None,
         "n_per_set": int(n),
+        "paired": paired,
         "dims": int(fr.shape[1]),
         "extractor": "convolutional autoencoder trained on the pooled real+simulated patches of this run "
                      f"(channels {list(cfg.channels)}, {cfg.epochs} epochs); embedding = bottleneck channel mean+std",
