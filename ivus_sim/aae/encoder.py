@@ -1,13 +1,13 @@
 """The AAE encoder q(z | x, c): a target image and its condition -> a low-dimensional code.
 
 A deterministic encoder as in Makhzani et al. (arXiv 1511.05644, section 2): strided polar
-convolutions, global average pooling and a linear head. The latent discriminator
+convolutions, global average pooling and a linear head. No normalisation layers: per-sample
+normalisation would erase exactly the global properties (gain, contrast) the code must carry. The latent discriminator
 (:mod:`ivus_sim.aae.latent_discriminator`) shapes the distribution of its codes.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -35,7 +35,7 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_channels
         for c in channels:
-            layers += [PolarConv2d(c_in, c, 3, stride=2), nn.GroupNorm(math.gcd(8, c), c), nn.LeakyReLU(0.2)]
+            layers += [PolarConv2d(c_in, c, 3, stride=2), nn.LeakyReLU(0.2)]
             c_in = c
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c_in, z_dim)

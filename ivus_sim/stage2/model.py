@@ -15,13 +15,19 @@ import torch.nn.functional as F
 from monai.networks.blocks.spade_norm import SPADE
 from torch import nn
 
-from ivus_sim.aae.layers import FiLM, PolarConv2d
+from ivus_sim.aae.layers import FiLM, PolarConv2d, polar_pad
 
 __all__ = ["Stage2Decoder"]
 
 
 class _SpadeBlock(nn.Module):
-    """x + PolarConv(LeakyReLU(FiLM(SPADE(x, seg), z)))."""
+    """x + PolarConv(LeakyReLU(FiLM(SPADE(x, seg), z))).
+
+    MONAI's SPADE zero-pads its two 3x3 convolutions; the inputs are padded circularly by
+    :attr:`WRAP` A-lines first (and cropped after), so A-line 0 sees its true neighbours.
+    """
+
+    WRAP = 2
 
     def __init__(self, channels: int, seg_channels: int, z_dim: int, spade_hidden: int) -> None:
         super().__init__()
@@ -31,7 +37,9 @@ class _SpadeBlock(nn.Module):
         self.conv = PolarConv2d(channels, channels, 3)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.film(self.spade(x, seg), z), 0.2)
+        p = self.WRAP
+        h = self.spade(polar_pad(x, p, 0), polar_pad(seg, p, 0))[..., p:-p, :]
+        h = F.leaky_relu(self.film(h, z), 0.2)
         return x + self.conv(h)
 
 

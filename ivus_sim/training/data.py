@@ -307,7 +307,7 @@ def polar_sample(labels: np.ndarray, image: np.ndarray, polar_shape: tuple[int, 
     a, s = polar_shape
     n = labels.shape[-1]
     img = torch.as_tensor(image, dtype=torch.float32) / 255.0
-    img = torch.where(torch.as_tensor(fov_mask(n)), img, torch.zeros(()))
+    img = torch.where(torch.as_tensor(np.array(fov_mask(n))), img, torch.zeros(()))
     lab = torch.as_tensor(labels)
     if n > 2 * s:
         img = F.interpolate(img[None, None], size=(2 * s, 2 * s), mode="area")[0, 0]

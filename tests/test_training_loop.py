@@ -1,0 +1,151 @@
+"""Training loop: smoke run end to end, loss decreases, exact resume, NaN stop, atomic checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ivus_sim.errors import IvusSimError
+from ivus_sim.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from ivus_sim.training.config import TrainConfig, load_train_config
+from ivus_sim.training.data import make_dataset
+from ivus_sim.training.synthetic import toy_pairs
+from ivus_sim.training.trainer import NonFiniteLossError, Trainer
+
+
+@pytest.fixture(scope="module")
+def toy() -> tuple[np.ndarray, np.ndarray]:
+    return toy_pairs(8, 32, seed=0)
+
+
+def _cfg(**train: object) -> TrainConfig:
+    cfg = load_train_config("smoke")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+
+def _dataset(toy: tuple[np.ndarray, np.ndarray], cfg: TrainConfig):  # type: ignore[no-untyped-def]
+    return make_dataset(toy, (cfg.model.n_angles, cfg.model.n_samples))
+
+
+def test_smoke_config_trains_end_to_end(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    cfg = _cfg()
+    res = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False, command="pytest").fit()
+    assert res.finished and res.step == cfg.train.epochs * 2  # 8 pairs / batch 4 = 2 steps per epoch
+    for name in ("checkpoint.pt", "log.jsonl", "latent_discriminator.png", "samples/epoch_0000.png",
+                 "samples/epoch_0001.png", "model/model.safetensors", "model/model.json"):
+        assert (tmp_path / name).is_file(), name
+    assert any((tmp_path / "tensorboard").iterdir())
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert card["command"] == "pytest" and card["training_data"]["n_pairs"] == 8
+    assert set(card["metrics"]) >= {"s1_rec", "s2_rec", "s1_latent_d", "s2_patch_d"}
+    # grid: rows of condition | stage 1 | stage 2 | target
+    from PIL import Image
+
+    grid = np.asarray(Image.open(tmp_path / "samples" / "epoch_0001.png"))
+    n = 2 * cfg.model.n_samples
+    assert grid.shape == (cfg.train.grid_samples * n, 4 * n, 3)
+    # the released model generates images
+    model = load_model(tmp_path)
+    out = model.generate(torch.as_tensor(toy[0][:2]), generator=torch.Generator().manual_seed(0))
+    assert out["image"].shape == (2, 1, 32, 32)
+
+
+def test_losses_go_down_on_a_fixed_batch(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    cfg = _cfg(lr=2e-3)
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False)
+    batch = tr.batch(0, 0)
+    first = tr.train_step(batch)
+    for _ in range(25):
+        last = tr.train_step(batch)
+    assert last["s1_rec"] < 0.7 * first["s1_rec"]
+    assert last["s2_stats"] < first["s2_stats"]
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(toy: tuple[np.ndarray, np.ndarray],
+                                                           tmp_path: Path) -> None:
+    cfg = _cfg(checkpoint_every=3, deterministic=True, epochs=3)  # 6 steps, checkpoints at 2, 3, 4, 6
+    ds = _dataset(toy, cfg)
+    straight = Trainer(cfg, ds, tmp_path / "a", progress=False, seed=5)
+    straight.fit()
+    killed = Trainer(cfg, ds, tmp_path / "b", progress=False, seed=5)
+    part = killed.fit(stop_after=4)  # "killed" before step 5; last checkpoint at step 4
+    assert not part.finished and load_checkpoint(tmp_path / "b" / "checkpoint.pt")["progress"]["step"] == 4
+    resumed = Trainer(cfg, ds, tmp_path / "b", progress=False, seed=5)
+    resumed.fit(resume=True)
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    for name in straight.optimisers:
+        oa, ob = straight.optimisers[name].state_dict()["state"], resumed.optimisers[name].state_dict()["state"]
+        for pid in oa:
+            assert torch.equal(oa[pid]["exp_avg"], ob[pid]["exp_avg"])
+    # the log has one record per step, none duplicated by the resume
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))
+    # a fresh run with a different seed differs (the comparison can fail)
+    other = Trainer(cfg, ds, tmp_path / "c", progress=False, seed=6)
+    other.fit()
+    assert not torch.equal(other.model.state_dict()["stage1.out.conv.weight"], sa["stage1.out.conv.weight"])
+
+
+def test_resume_refuses_other_data_or_config(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    cfg = _cfg(epochs=1)
+    ds = _dataset(toy, cfg)
+    Trainer(cfg, ds, tmp_path, progress=False, data_fingerprint="aaa").fit()
+    with pytest.raises(IvusSimError, match="different data"):
+        Trainer(cfg, ds, tmp_path, progress=False, data_fingerprint="bbb").fit(resume=True)
+    with pytest.raises(IvusSimError, match="different config"):
+        Trainer(_cfg(epochs=1, lr=1e-3), ds, tmp_path, progress=False, data_fingerprint="aaa").fit(resume=True)
+    with pytest.raises(IvusSimError, match="already holds a run"):
+        Trainer(cfg, ds, tmp_path, progress=False, data_fingerprint="aaa").fit()
+
+
+def test_nan_loss_stops_with_step_and_name_and_keeps_last_checkpoint(toy: tuple[np.ndarray, np.ndarray],
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _cfg(checkpoint_every=2)
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False)
+    original = tr.model.stage2_reconstruction
+    calls = {"n": 0}
+
+    def poisoned(batch, noise):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        losses, z, fake = original(batch, noise)
+        if calls["n"] == 3:
+            losses["s2_rec"] = losses["s2_rec"] * float("nan")
+        return losses, z, fake
+
+    monkeypatch.setattr(tr.model, "stage2_reconstruction", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"s2_rec=nan at step 3"):
+        tr.fit()
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["progress"]["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "model").exists()
+
+
+def test_checkpoint_write_is_atomic(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _cfg(epochs=1)
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False)
+    tr.fit()
+    path = tmp_path / "checkpoint.pt"
+    before = path.read_bytes()
+
+    def crash(obj, f, *a, **k):  # type: ignore[no-untyped-def]
+        Path(f).write_bytes(b"partial")  # half-written temp file, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model=tr.model, optimisers=tr.optimisers, progress={"step": 99, "epoch": 0,
+                        "batch_in_epoch": 0}, config=cfg.to_dict(), data_fingerprint="")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp litter
+    assert load_checkpoint(path)["progress"]["step"] == 2
