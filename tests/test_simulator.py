@@ -8,6 +8,7 @@ and skip, saying why, when this installation ships no weights.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import cart_to_polar, fov_mask, radius_map
 from ivus_sim.phantom import Phantom
 from ivus_sim.phantom.random import random_phantom
-from ivus_sim.simulator import Simulator, slerp, smooth_path
+from ivus_sim.seeding import torch_generator
+from ivus_sim.simulator import Simulator, slerp, smooth_path, to_uint8
 from ivus_sim.tissues import Tissue
 from ivus_sim.weights import has_default_model
 
@@ -169,9 +171,6 @@ def test_pullback_geometry_and_smoothness(learned: Simulator) -> None:
 
 def test_batched_renderer_equals_the_models_generate(learned: Simulator, phantom: Phantom) -> None:
     """The simulator's cached-condition renderer gives exactly what TwoStageAAE.generate gives."""
-    from ivus_sim.seeding import torch_generator
-    from ivus_sim.simulator import to_uint8
-
     d1, d2 = learned.z_dims
     z = torch.linspace(-1, 1, d1 + d2)
     ours = learned.generate(phantom, n=1, seed=4, z=z.tolist()).images[0]
@@ -253,6 +252,33 @@ def test_default_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
         Simulator.default(device="cpu")
     with pytest.raises(IvusSimError, match="model not found"):
         Simulator.from_run("/nonexistent/run", device="cpu")
+
+
+def test_exported_checkpoint_loads_as_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          phantom: Phantom) -> None:
+    """export_checkpoint keeps only the generator; Simulator.default() loads it through importlib.resources."""
+    import ivus_sim.weights as w
+    from ivus_sim.training.checkpoint import save_checkpoint
+    from ivus_sim.training.config import load_train_config
+    from ivus_sim.two_stage import TwoStageAAE
+
+    cfg = load_train_config("smoke")
+    torch.manual_seed(0)
+    model = TwoStageAAE(cfg.model)
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint.pt", model=model, optimisers={}, progress={"step": 50, "epoch": 1},
+                    config=cfg.to_dict(), data_fingerprint="test")
+    w.export_checkpoint(run, tmp_path / "weights", {"corpus": {"n": 4}, "commands": ["..."]})
+    card = json.loads((tmp_path / "weights" / "model.json").read_text())
+    assert card["generator_only"] and card["steps"] == 50 and card["corpus"] == {"n": 4}
+    monkeypatch.setattr(w, "_resource", lambda name: tmp_path / "weights" / name)
+    sim = Simulator.default(device="cpu", precision="fp32")
+    assert sim.model_id.startswith("ivus-sim-default-") and sim.model_card["steps"] == 50
+    g = torch_generator(0, "z")
+    z1, z2 = model.prior.sample(1, cfg.model.z1_dim, generator=g), model.prior.sample(1, cfg.model.z2_dim, generator=g)
+    ref = model.generate(phantom.labels, z1=z1, z2=z2, generator=torch_generator(3, "generate", "noise", 0, 0))
+    ours = sim.generate(phantom, n=1, seed=3, z=torch.cat([z1, z2], 1)[0].tolist()).images[0]
+    assert np.abs(ours.astype(int) - to_uint8(ref["image"][0, 0])).max() <= 1  # same generator weights
 
 
 # ----------------------------------------------------------------------------- the embedded default

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ivus_sim.two_stage import TwoStageAAE
 
 __all__ = ["WEIGHTS_FILE", "CARD_FILE", "has_default_model", "default_model_card", "load_default_model",
-           "load_model_from_path", "model_id_for"]
+           "load_model_from_path", "model_id_for", "export_checkpoint"]
 
 #: file names inside this package (same names as a training run's ``model/`` folder)
 WEIGHTS_FILE = "model.safetensors"
@@ -58,21 +58,51 @@ def model_id_for(weights: bytes, prefix: str) -> str:
     return f"{prefix}-{hashlib.sha256(weights).hexdigest()[:12]}"
 
 
+def _generator_keys(model: TwoStageAAE) -> list[str]:
+    return [f"{name}.{k}" for name, mod in model.generator_modules().items() for k in mod.state_dict()]
+
+
+def load_generator(weights: Path, card: dict[str, Any], device: str | torch.device = "cpu") -> TwoStageAAE:
+    """A :class:`TwoStageAAE` whose generator parts (stage-1 and stage-2 decoders) come from ``weights``.
+
+    The released default holds only the generator (what generation needs; the encoders and
+    discriminators are training-time parts), so it keeps loading when those parts change.
+    """
+    from safetensors.torch import load_file
+
+    from ivus_sim.two_stage import ModelConfig, TwoStageAAE
+
+    model = TwoStageAAE(ModelConfig.from_dict(card["model_config"]))
+    try:
+        sd = load_file(str(weights), device="cpu")
+    except (OSError, RuntimeError, ValueError) as e:
+        raise IvusSimError(f"cannot read weights {weights}: {str(e).splitlines()[0]}") from None
+    keys = _generator_keys(model)
+    missing = [k for k in keys if k not in sd]
+    if missing:
+        raise IvusSimError(f"{weights.name} does not fit this version's generator ({len(missing)} tensors missing, "
+                           f"e.g. {missing[0]}); reinstall or retrain the default model")
+    try:
+        model.load_state_dict({k: sd[k] for k in keys}, strict=False)
+    except RuntimeError as e:
+        raise IvusSimError(f"{weights.name} does not fit this version's generator: "
+                           f"{str(e).splitlines()[-1].strip()}") from None
+    model.card = card  # type: ignore[assignment]
+    return model.to(device).eval()
+
+
 def load_default_model(device: str | torch.device = "cpu") -> tuple[TwoStageAAE, dict[str, Any], str]:
-    """Load the embedded default model in eval mode on ``device``.
+    """Load the embedded default model (generator parts) in eval mode on ``device``.
 
     Returns:
         ``(model, card, model_id)``; ``model_id`` is ``ivus-sim-default-<weights hash>``.
     """
-    from ivus_sim.training.checkpoint import load_model
-
     _require()
-    weights = _resource(WEIGHTS_FILE)
-    with resources.as_file(weights) as wpath, resources.as_file(_resource(CARD_FILE)):
-        # as_file of a real package directory returns the files themselves, so the card sits beside
-        model = load_model(Path(wpath), device)
+    card = default_model_card()
+    with resources.as_file(_resource(WEIGHTS_FILE)) as wpath:
+        model = load_generator(Path(wpath), card, device)
         mid = model_id_for(Path(wpath).read_bytes(), "ivus-sim-default")
-    return model, dict(getattr(model, "card", {}) or default_model_card()), mid
+    return model, card, mid
 
 
 def load_model_from_path(path: Path, device: str | torch.device = "cpu") -> tuple[TwoStageAAE, dict[str, Any], str]:
@@ -94,3 +124,41 @@ def load_model_from_path(path: Path, device: str | torch.device = "cpu") -> tupl
     prefix = (path.stem if path.is_file() else path.name) or "model"
     mid = model_id_for(wfile.read_bytes(), prefix) if wfile is not None else prefix
     return model, dict(getattr(model, "card", {}) or {}), mid
+
+
+def export_checkpoint(run_dir: str | Path, dest: str | Path, card: dict[str, Any]) -> Path:
+    """Release the generator of a training run's last checkpoint (``<run>/checkpoint.pt``) as
+    ``<dest>/model.safetensors`` + model card ``<dest>/model.json`` (both written atomically).
+
+    Used for the embedded default: only the stage-1 and stage-2 decoders are kept (what generation
+    needs, see :func:`load_generator`). The trainer has no learning-rate schedule, so the checkpoint
+    at step ``k`` is what a run with ``max_steps = k`` ends with. The card gets the checkpoint's
+    step/epoch, training config, data fingerprint and code version, plus ``card``.
+
+    Returns:
+        The weights path.
+    """
+    from safetensors.torch import save_file
+
+    from ivus_sim.io import atomic_path, write_json
+    from ivus_sim.training.checkpoint import CHECKPOINT_NAME, MODEL_FORMAT, code_version, load_checkpoint
+    from ivus_sim.training.config import TrainConfig
+    from ivus_sim.two_stage import TwoStageAAE
+
+    ck = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
+    cfg = TrainConfig.from_dict(ck["config"], "checkpoint config")
+    model = TwoStageAAE(cfg.model)
+    keys = _generator_keys(model)
+    sd = {k: ck["model"][k].detach().cpu().contiguous() for k in keys}
+    model.load_state_dict(sd, strict=False)  # checks shapes against this version's architecture
+    dest = Path(dest)
+    weights = dest / WEIGHTS_FILE
+    full = {"format": MODEL_FORMAT, "format_version": 1, "generator_only": True,
+            "model_config": cfg.model.to_dict(), "parameters": sum(int(v.numel()) for v in sd.values()),
+            "name": cfg.name, "train_config": ck["config"], "steps": int(ck["progress"].get("step", 0)),
+            "epochs": int(ck["progress"].get("epoch", 0)), "data_fingerprint": ck["data_fingerprint"],
+            "checkpoint_code_version": ck["code_version"], "export_code_version": code_version(), **card}
+    with atomic_path(weights) as tmp:
+        save_file(sd, str(tmp), metadata={"format": MODEL_FORMAT, "generator_only": "true"})
+    write_json(dest / CARD_FILE, full)
+    return weights
