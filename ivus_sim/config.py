@@ -208,6 +208,10 @@ class TissueProperties:
             (tissue heterogeneity: fat lobules, fibres); 0 = homogeneous.
         texture_scale_mm: correlation length of that modulation [mm].
         attenuation_db_per_mhz_cm: one-way attenuation slope [dB/(MHz cm)].
+        surface_db: extra backscatter [dB] of a layer at the tissue's leading surface (e.g. the
+            collagen-rich adventitia just outside the external elastic membrane), decaying as
+            ``exp(-d / surface_depth_mm)`` with the depth ``d`` into the tissue along the A-line.
+        surface_depth_mm: 1/e thickness of that layer [mm].
         specular: the tissue's leading surface gives a coherent specular echo.
         specular_db: amplitude of that echo, dB relative to a 0 dB-backscatter echo.
         shadow: the tissue's surface blocks transmission (acoustic shadow behind it).
@@ -222,6 +226,8 @@ class TissueProperties:
     attenuation_db_per_mhz_cm: float = field(metadata=_num(0, 1000))
     texture_db: float = field(default=0.0, metadata=_num(0, 40))
     texture_scale_mm: float = field(default=0.3, metadata=_num(0, None, True))
+    surface_db: float = field(default=0.0, metadata=_num(-60, 60))
+    surface_depth_mm: float = field(default=0.3, metadata=_num(0, None, True))
     specular: bool = False
     specular_db: float = field(default=0.0, metadata=_num(-200, 100))
     shadow: bool = False

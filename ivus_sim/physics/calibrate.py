@@ -1,7 +1,8 @@
 """Calibration of the physics engine against real 20 MHz IVUS figures.
 
-:func:`calibration_report` simulates random phantoms at the geometry of the calibration frames
-(400 x 400 px, catheter radius 0.115 x the disc radius, 10 mm field of view), measures them with
+:func:`calibration_report` simulates random phantoms with the layout of the calibration frames
+(:func:`calibration_layout`) at their geometry (400 x 400 px, catheter radius 0.115 x the disc
+radius, 10 mm field of view), measures them with
 :func:`ivus_sim.metrics.calibration.polar_stats` (the reference definitions) and compares the
 figures with the shipped real-data figures (:func:`~ivus_sim.metrics.calibration.compare_stats`).
 
@@ -19,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from ivus_sim.config import Preset, TissueAcoustics
-from ivus_sim.metrics.calibration import compare_stats, load_reference_stats, polar_stats
+from ivus_sim.metrics.calibration import N_R, N_THETA, compare_stats, load_reference_stats, polar_stats
+from ivus_sim.phantom.random import RandomPhantomConfig
 from ivus_sim.physics.simulator import PhysicsSimulator
 
-__all__ = ["CALIBRATION_SIZE", "FIT_TARGETS", "calibration_phantoms", "calibration_report", "fit_calibration"]
+__all__ = ["CALIBRATION_FOV_MM", "CALIBRATION_SIZE", "FIT_TARGETS", "calibration_layout", "calibration_phantoms",
+           "calibration_report", "fit_calibration", "layout_fractions"]
 
 #: side of the calibration frames [px]
 CALIBRATION_SIZE = 400
@@ -30,12 +33,40 @@ CALIBRATION_SIZE = 400
 CALIBRATION_FOV_MM = 10.0
 
 
+def calibration_layout() -> RandomPhantomConfig:
+    """Random-phantom ranges matching the layout of the calibration frames.
+
+    The reference pixel counts (eroded masks on the 360 x 160 polar grid, 13 frames) put the
+    lumen at ~15 % of the radial samples, plaque + media at ~7 % and perivascular tissue at
+    ~55 %: a small vessel (external elastic membrane ~2 mm from the catheter axis at 10 mm FOV)
+    with a light plaque burden, media ~0.25 mm, some calcium, no stent. These ranges reproduce
+    those fractions within ~1 percentage point (see :func:`layout_fractions`); the default random
+    phantoms describe larger, more diseased vessels.
+    """
+    return RandomPhantomConfig(eem_radius_mm=(1.85, 2.35), plaque_burden=(0.25, 0.45),
+                               media_thickness_mm=(0.18, 0.32), p_stent=0.0, p_calcium=0.7, p_necrotic_core=0.7)
+
+
 def calibration_phantoms(n: int, seed: int = 0, size: int = CALIBRATION_SIZE,
-                         fov_mm: float = CALIBRATION_FOV_MM) -> np.ndarray:
-    """``(n, size, size)`` random phantom label maps (``random_phantom(seed, index=i)``)."""
+                         fov_mm: float = CALIBRATION_FOV_MM,
+                         config: RandomPhantomConfig | None = None) -> np.ndarray:
+    """``(n, size, size)`` random phantom label maps (``random_phantom(seed, index=i)``).
+
+    Args:
+        config: phantom ranges (default :func:`calibration_layout`).
+    """
     from ivus_sim.phantom.random import random_phantom
 
-    return np.concatenate([random_phantom(seed, size=size, fov_mm=fov_mm, index=i).labels for i in range(n)])
+    cfg = calibration_layout() if config is None else config
+    return np.concatenate([random_phantom(seed, size=size, fov_mm=fov_mm, index=i, config=cfg).labels
+                           for i in range(n)])
+
+
+def layout_fractions(labels: np.ndarray) -> dict[str, float]:
+    """Fraction of the reference polar grid in each eroded tissue mask (the layout behind the pixel counts)."""
+    stats = polar_stats([np.zeros(lab.shape, np.uint8) for lab in labels], list(labels))
+    total = len(labels) * N_THETA * N_R
+    return {k: round(v["pixels"] / total, 4) for k, v in stats["tissues"].items()}
 
 
 def calibration_report(sim: PhysicsSimulator, n_phantoms: int = 16, seed: int = 0, size: int = CALIBRATION_SIZE,
@@ -74,12 +105,11 @@ def fit_calibration(sim: PhysicsSimulator, iterations: int = 4, n_phantoms: int 
     * each tissue's ``backscatter_db`` by its mean display difference (lumen: the lumen beyond
       the ring-down), converted to dB by the log-compression slope ``dynamic_range_db / 255``;
     * the ring-down ``amplitude_db`` by the difference in the 2nd radial bin (10-20 % of the
-      radius, where the ring-down lies);
-    * the perivascular ``attenuation_db_per_mhz_cm`` by the difference in the radial fall-off
-      between the 6th and last radial bins (dB over the two-way path).
+      radius, where the ring-down lies).
 
-    Everything else (bandwidth, beam, dynamic range, gain, TGC, specular levels, textures) is set
-    by hand in the YAML files and held fixed.
+    Everything else (bandwidth, beam, attenuation, dynamic range, gain, TGC, surface layers,
+    specular levels, textures) is set by hand in the YAML files (chosen by comparing a few
+    settings with :func:`calibration_report`) and held fixed.
 
     Returns:
         The fitted preset and table, and the comparison of every iteration (the last one is the
@@ -104,13 +134,6 @@ def fit_calibration(sim: PhysicsSimulator, iterations: int = 4, n_phantoms: int 
                 new[name] = dataclasses.replace(
                     p, backscatter_db=round(p.backscatter_db + move(comp["tissues"][target]["mean_diff"]), 2))
         rs, rr = comp["radial_profile_sim"], comp["radial_profile_ref"]
-        n_bins = len(rr)
-        span_mm = (n_bins - 1 - 5) * CALIBRATION_FOV_MM / 2 / n_bins  # bin 5 centre -> last bin centre
-        fall_diff = (rs[5] - rs[-1]) - (rr[5] - rr[-1])  # grey levels: > 0 means too much fall-off
-        peri = new["perivascular"]
-        d_att = step * fall_diff * db_per_grey / (2 * span_mm / 10 * preset.transducer.centre_frequency_mhz)
-        new["perivascular"] = dataclasses.replace(
-            peri, attenuation_db_per_mhz_cm=round(float(np.clip(peri.attenuation_db_per_mhz_cm - d_att, 0.1, 5.0)), 3))
         acoustics = TissueAcoustics(acoustics.reference_frequency_mhz, new)
         rd = preset.ringdown
         preset = dataclasses.replace(preset, ringdown=dataclasses.replace(

@@ -1,4 +1,9 @@
-"""Step: specular echoes and reverberation at strong reflectors (calcium, guidewire, stent struts).
+"""Step: tissue surfaces - bright surface layers, specular echoes and reverberation.
+
+A tissue with ``surface_db`` has a layer of enhanced backscatter at its leading surface along each
+A-line (power factor ``1 + (10^(surface_db/10) - 1) exp(-d / surface_depth_mm)``, ``d`` the depth
+into the tissue): the collagen-rich adventitia that makes the media-adventitia border the
+brightest ring of a normal IVUS image, or the bright leading edge of a plaque.
 
 A tissue flagged ``specular`` returns a coherent echo of amplitude ``10^(specular_db/20)`` from
 its leading surface (with a small per-A-line roughness jitter). Behind the *first* specular layer
@@ -15,11 +20,22 @@ import torch
 from ivus_sim.physics.attenuation import leading_edges
 from ivus_sim.physics.tissue_table import TissueTable
 
-__all__ = ["specular_echoes", "MAX_REVERBERATIONS", "ROUGHNESS"]
+__all__ = ["MAX_REVERBERATIONS", "ROUGHNESS", "specular_echoes", "surface_layer"]
 
 MAX_REVERBERATIONS = 8
 #: relative std of the per-A-line specular amplitude (surface roughness)
 ROUGHNESS = 0.2
+
+
+def surface_layer(labels: torch.Tensor, table: TissueTable, dz_mm: float) -> torch.Tensor | None:
+    """Backscatter *power* factor ``(B, A, S)`` of the surface layers (None when no tissue has one)."""
+    if not bool((table.surface_gain != 0).any()):
+        return None
+    s = labels.shape[-1]
+    idx = torch.arange(s, device=labels.device).expand_as(labels)
+    last_edge = torch.cummax(torch.where(leading_edges(labels), idx, torch.zeros_like(idx)), dim=-1).values
+    depth = (idx - last_edge).float() * dz_mm
+    return 1 + table.surface_gain[labels] * torch.exp(-depth / table.surface_depth_mm[labels])
 
 
 def specular_echoes(labels: torch.Tensor, table: TissueTable, at_front: torch.Tensor,

@@ -44,7 +44,7 @@ from ivus_sim.physics.attenuation import two_way_attenuation
 from ivus_sim.physics.compression import log_compress, log_compress_power
 from ivus_sim.physics.envelope import envelope
 from ivus_sim.physics.grid import PolarGrid
-from ivus_sim.physics.interfaces import ROUGHNESS, specular_echoes
+from ivus_sim.physics.interfaces import ROUGHNESS, specular_echoes, surface_layer
 from ivus_sim.physics.noise import noise_power, receive_noise
 from ivus_sim.physics.nurd import apply_nurd, sample_nurd
 from ivus_sim.physics.psf import Psf
@@ -198,6 +198,9 @@ class PhysicsSimulator:
             at_sample, at_front = two_way_attenuation(pol, self.table, grid)
             at_sample, at_front = at_sample * psf.gain, at_front * psf.gain  # + diffraction (focal gain)
             x = x * at_sample
+            surface = surface_layer(pol, self.table, grid.dz_mm)
+            if surface is not None:
+                x = x * surface.sqrt()
             x = x + specular_echoes(pol, self.table, at_front, gens["specular"])
             blank = self.table.blank[pol]
             x = torch.where(blank, torch.zeros((), device=dev), x)
@@ -265,7 +268,11 @@ class PhysicsSimulator:
         at_sample, at_front = two_way_attenuation(pol, self.table, grid)
         at_sample, at_front = at_sample * psf.gain, at_front * psf.gain
         blank = self.table.blank[pol]
-        p = torch.where(blank, torch.zeros((), device=dev), self.table.backscatter[pol] * at_sample**2)
+        p = self.table.backscatter[pol] * at_sample**2
+        surface = surface_layer(pol, self.table, grid.dz_mm)
+        if surface is not None:
+            p = p * surface
+        p = torch.where(blank, torch.zeros((), device=dev), p)
         incoherent = psf.lateral_filter(psf.axial_power_filter(p), power=True).clamp_min(0.0)
         coh = specular_echoes(pol, self.table, at_front, None)
         coh = torch.where(blank, torch.zeros((), device=dev), coh)

@@ -42,6 +42,8 @@ class TissueTable:
         texture_db: std of the log-normal backscatter modulation [dB].
         texture_scale_mm: correlation length of that modulation [mm].
         alpha_np_per_mm: one-way amplitude attenuation at ``f0`` [Np/mm].
+        surface_gain: extra backscatter power factor minus 1 at the leading surface (0 = none).
+        surface_depth_mm: 1/e thickness of that surface layer [mm].
         specular_amp: amplitude of the leading-surface echo (0 = none).
         shadow_np: one-way transmission loss at the leading surface [Np] (0 = none).
         reverb_decay: amplitude ratio of successive reverberation echoes (0 = none).
@@ -56,6 +58,8 @@ class TissueTable:
     texture_db: torch.Tensor
     texture_scale_mm: torch.Tensor
     alpha_np_per_mm: torch.Tensor
+    surface_gain: torch.Tensor
+    surface_depth_mm: torch.Tensor
     specular_amp: torch.Tensor
     shadow_np: torch.Tensor
     reverb_decay: torch.Tensor
@@ -67,9 +71,10 @@ class TissueTable:
         f0 = preset.transducer.centre_frequency_mhz
         cols: dict[str, list[float]] = {k: [0.0] * 256 for k in (
             "backscatter", "density_per_mm2", "texture_db", "texture_scale_mm", "alpha_np_per_mm",
-            "specular_amp", "shadow_np", "reverb_decay")}
+            "surface_gain", "surface_depth_mm", "specular_amp", "shadow_np", "reverb_decay")}
         cols["density_per_mm2"] = [1.0] * 256
         cols["texture_scale_mm"] = [1.0] * 256
+        cols["surface_depth_mm"] = [1.0] * 256
         for t, info in TISSUES.items():
             if t == Tissue.OUTSIDE:
                 continue
@@ -81,6 +86,8 @@ class TissueTable:
             cols["texture_db"][i] = p.texture_db
             cols["texture_scale_mm"][i] = p.texture_scale_mm
             cols["alpha_np_per_mm"][i] = p.attenuation_db_per_mhz_cm * f0 / 10 * _DB_TO_NP
+            cols["surface_gain"][i] = 10 ** (p.surface_db / 10) - 1
+            cols["surface_depth_mm"][i] = p.surface_depth_mm
             cols["specular_amp"][i] = 10 ** (p.specular_db / 20) if p.specular else 0.0
             cols["shadow_np"][i] = p.shadow_db * _DB_TO_NP if p.shadow else 0.0
             cols["reverb_decay"][i] = p.reverberation_decay if p.specular else 0.0
