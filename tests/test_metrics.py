@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import pairwise
 
 import numpy as np
@@ -276,8 +277,8 @@ def test_c2st_flags_blurred_and_noise_only_sets(kind):
     real = _patches(polar_set(8, seed=10)[0])
     bad = polar_set(8, seed=20, blur=1.5)[0] if kind == "blur" else polar_set(8, seed=20, noise_only=True)[0]
     r = classifier_two_sample_test(real, _patches(bad), C2ST_FAST, seed=0)
-    assert r.accuracy > 0.85 and r.auc > 0.93 and r.distinguishable
-    assert r.accuracy_ci_wilson[0] > 0.8 and r.auc_ci_bootstrap[0] > 0.85
+    assert r.accuracy > 0.95 and r.auc > 0.97 and r.distinguishable  # near 1
+    assert r.accuracy_ci_wilson[0] > 0.9 and r.auc_ci_bootstrap[0] > 0.9
 
 
 def test_c2st_needs_two_frames():
@@ -368,7 +369,9 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     data = json.loads(jp.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert data["config"]["seed"] == 0 and data["inputs"]["fake_images"]["f0"]
     page = hp.read_text()
-    assert page.count("data:image/png;base64,") >= 5 and "http" not in page.replace("http-equiv", "")
+    assert page.count("data:image/png;base64,") >= 5
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    assert "http" not in text and "<script" not in text  # self-contained: no CDN, no scripts
     with pytest.raises(IvusSimError, match="exists"):
         write_report(tmp_path / "rep", ev)
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {REPORT_JSON, REPORT_HTML}
