@@ -22,6 +22,15 @@ from ivus_sim.physics.tissue_table import TissueTable
 from ivus_sim.tissues import Tissue
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Small tensors: one torch thread (OpenMP spin-waits cost seconds on a shared, loaded 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _disc_phantom(n: int = 64, lumen_mm: float = 1.2, fov_mm: float = 10.0) -> np.ndarray:
     """Lumen disc around the catheter, perivascular tissue elsewhere."""
     r_mm = radius_map(n) * fov_mm / 2

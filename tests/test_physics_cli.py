@@ -6,6 +6,8 @@ import json
 
 import nibabel as nib
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,6 +19,31 @@ from ivus_sim.physics import STAGES, PhysicsSimulator
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Small tensors: one torch thread (OpenMP spin-waits cost seconds on a shared, loaded 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _small_preset(tmp_path, base="20mhz"):
+    """A shipped preset with 64 A-lines (fast), written as a user YAML file."""
+    import dataclasses
+
+    import yaml
+
+    from ivus_sim.config import load_preset
+
+    p = load_preset(base)
+    d = dataclasses.replace(p, name=f"{base}-small",
+                            transducer=dataclasses.replace(p.transducer, n_angles=64)).to_dict()
+    path = tmp_path / f"{base}_small.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
 def _phantoms(tmp_path, n=2, size=40):
     d = tmp_path / "ph"
     for i in range(n):
@@ -26,7 +53,8 @@ def _phantoms(tmp_path, n=2, size=40):
 
 def test_folder_in_folder_out_with_regenerating_sidecars(tmp_path):
     src, out = _phantoms(tmp_path), tmp_path / "out"
-    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(out), "--seed", "4", "--no-progress"])
+    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(out), "--seed", "4", "--no-progress",
+                            "--preset", str(_small_preset(tmp_path))])
     assert r.exit_code == 0, r.output
     for i in range(2):
         img = np.asarray(Image.open(out / f"p{i}.png"))
@@ -42,28 +70,32 @@ def test_folder_in_folder_out_with_regenerating_sidecars(tmp_path):
 def test_stages_polar_nifti_and_size(tmp_path):
     src, out = _phantoms(tmp_path, n=1), tmp_path / "out"
     r = runner.invoke(app, ["simulate", "--phantom", str(src / "p0.png"), "--out", str(out), "--size", "48",
-                            "--save-stages", "--polar", "--format", "both", "--preset", "40mhz", "--no-progress"])
+                            "--save-stages", "--polar", "--format", "both", "--no-progress",
+                            "--preset", str(_small_preset(tmp_path, "40mhz"))])
     assert r.exit_code == 0, r.output
     for s in STAGES:
         st = np.asarray(Image.open(out / f"p0_stage_{s}.png"))
         assert st.shape == (48, 48)
     pol = np.asarray(Image.open(out / "p0_polar.png"))
-    assert pol.shape[0] == 512
+    assert pol.shape[0] == 64
     vol = nib.load(out / "p0.nii.gz")
     assert vol.shape[:2] == (48, 48) and np.isclose(vol.header.get_zooms()[0], 10.0 / 48)
     meta = json.loads((out / "p0.json").read_text())
     assert "p0.nii.gz" in meta["outputs"] and "p0.png" in meta["outputs"]
-    assert meta["params"]["preset"]["name"] == "40mhz"
+    assert meta["params"]["preset"]["name"] == "40mhz-small"
+    assert meta["params"]["preset"]["transducer"]["centre_frequency_mhz"] == 40
 
 
 def test_refuses_to_overwrite_and_writes_nothing_partial(tmp_path):
     src, out = _phantoms(tmp_path), tmp_path / "out"
     out.mkdir()
     save_png(out / "p1.png", np.zeros((4, 4), np.uint8))
-    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(out), "--no-progress"])
+    small = str(_small_preset(tmp_path))
+    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(out), "--no-progress", "--preset", small])
     assert r.exit_code == 2 and "exists" in r.output and "--overwrite" in r.output
     assert not (out / "p0.png").exists()  # checked before anything was written
-    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(out), "--overwrite", "--no-progress"])
+    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(out), "--overwrite", "--no-progress",
+                            "--preset", small])
     assert r.exit_code == 0, r.output
 
 
