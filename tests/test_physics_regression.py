@@ -7,11 +7,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from ivus_sim.physics import PhysicsSimulator
 from ivus_sim.physics.simulator import ENGINE_VERSION
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _load() -> dict:
