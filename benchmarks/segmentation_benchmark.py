@@ -34,8 +34,10 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,6 +258,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training run")
     ap.add_argument("--out", type=Path, default=None, help="write results.json and results.md here")
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="monai")  # a deprecation inside HD95
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
 
@@ -314,6 +317,7 @@ def main() -> None:
     if args.out:
         atomic_write(args.out / "results.md", lambda fh: fh.write((table + "\n").encode()))
         write_json(args.out / "results.json", {"domain": domain, "generator": gen_desc, "minutes": minutes,
+                                               "load_average_at_end": os.getloadavg(),
                                                "args": {k: str(v) for k, v in vars(args).items()},
                                                "results": _finite(results)})
 
