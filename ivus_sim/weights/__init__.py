@@ -46,11 +46,20 @@ def _require() -> None:
                            "is missing); use --engine physics, or --model RUN_DIR with a trained run")
 
 
+def _read_card(path: Any) -> dict[str, Any]:
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IvusSimError(f"cannot read model card {path}: {e}") from None
+    if not isinstance(card, dict):
+        raise IvusSimError(f"model card {path} is not a JSON object")
+    return card
+
+
 def default_model_card() -> dict[str, Any]:
     """The default model's card (training data, config, metrics, reproducing commands)."""
     _require()
-    card: dict[str, Any] = json.loads(_resource(CARD_FILE).read_text(encoding="utf-8"))
-    return card
+    return _read_card(_resource(CARD_FILE))
 
 
 def model_id_for(weights: bytes, prefix: str) -> str:
@@ -115,12 +124,18 @@ def load_model_from_path(path: Path, device: str | torch.device = "cpu") -> tupl
 
     if not path.exists():
         raise IvusSimError(f"model not found: {path}")
-    model = load_model(path, device)
     if path.is_file():
         candidates = [path.with_suffix(".safetensors")]
     else:
         candidates = [path / "model" / WEIGHTS_NAME, path / WEIGHTS_NAME]
     wfile = next((p for p in candidates if p.is_file() and p.suffix == ".safetensors"), None)
+    card_file = wfile.with_suffix(".json") if wfile is not None else None
+    card = _read_card(card_file) if card_file is not None and card_file.is_file() else {}
+    if card.get("generator_only"):  # a released generator (e.g. a copy of the embedded default)
+        assert wfile is not None
+        model = load_generator(wfile, card, device)
+    else:
+        model = load_model(path, device)
     prefix = (path.stem if path.is_file() else path.name) or "model"
     mid = model_id_for(wfile.read_bytes(), prefix) if wfile is not None else prefix
     return model, dict(getattr(model, "card", {}) or {}), mid
