@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ivus_sim.augment.labels import IGNORE_LABEL, LabelMapping
+from ivus_sim.augment.labels import LabelMapping
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import save_nifti, save_png, sidecar_path, write_json
 
@@ -168,7 +168,3 @@ class DatasetLayout:
 
     def write_dataset_json(self, cases: list[CasePaths], description: str, extra: dict[str, Any]) -> Path:
         return write_json(self.root / "dataset.json", self.dataset_json(cases, description, extra))
-
-    @property
-    def has_ignore_label(self) -> bool:
-        return IGNORE_LABEL in self.mapping.names
