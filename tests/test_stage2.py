@@ -51,3 +51,11 @@ def test_decoder_is_rotation_equivariant_across_angle_zero() -> None:
     b = torch.roll(dec(seg, noise, z), 9, -2)
     # instance-norm statistics see 2 duplicated A-lines, hence the small tolerance
     assert float((a - b).abs().max()) < 2e-2
+
+
+def test_speckle_statistics_loss_sees_the_grain_size() -> None:
+    g = torch.Generator().manual_seed(2)
+    coarse = torch.nn.functional.interpolate(torch.rand(1, 1, 16, 8, generator=g), scale_factor=4, mode="nearest")
+    fine = torch.rand(1, 1, 64, 32, generator=g)  # same marginal distribution, 4x smaller grain
+    coarse2 = torch.nn.functional.interpolate(torch.rand(1, 1, 16, 8, generator=g), scale_factor=4, mode="nearest")
+    assert speckle_statistics_loss(coarse2, coarse) < speckle_statistics_loss(fine, coarse)

@@ -4,7 +4,9 @@ Pixel-wise L1 to one particular speckle realisation pulls a noise-driven generat
 blurry median; matching *local statistics* instead rewards the right texture. The loss compares
 local mean and local standard deviation maps (box windows of ``window`` samples) of the
 generated and target images (cf. the first two moments used to characterise speckle,
-Wagner et al., IEEE T-SU 1983).
+Wagner et al., IEEE T-SU 1983) at several scales: at scale ``k`` both images are first
+average-pooled by ``k``, so fine-grained noise (which averages out) no longer matches coarse
+speckle (which does not) - the grain size, i.e. the speckle correlation length, is matched too.
 """
 
 from __future__ import annotations
@@ -25,8 +27,18 @@ def local_moments(x: torch.Tensor, window: int = 7) -> tuple[torch.Tensor, torch
     return m, (m2 - m * m).clamp_min(1e-8).sqrt()
 
 
-def speckle_statistics_loss(fake: torch.Tensor, real: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """L1 between the local mean and local std maps of ``fake`` and ``real`` ``(B, 1, A, S)``."""
-    mf, sf = local_moments(fake, window)
-    mr, sr = local_moments(real, window)
-    return (mf - mr).abs().mean() + (sf - sr).abs().mean()
+def speckle_statistics_loss(fake: torch.Tensor, real: torch.Tensor, window: int = 7,
+                            scales: tuple[int, ...] = (1, 2, 4)) -> torch.Tensor:
+    """Mean over ``scales`` of the L1 between local mean and std maps of ``fake`` and ``real`` ``(B, 1, A, S)``."""
+    total = fake.new_zeros(())
+    used = 0
+    for k in scales:
+        if min(fake.shape[-2:]) < k * window // 2:
+            continue
+        f = F.avg_pool2d(fake, k) if k > 1 else fake
+        r = F.avg_pool2d(real, k) if k > 1 else real
+        mf, sf = local_moments(f, window)
+        mr, sr = local_moments(r, window)
+        total = total + (mf - mr).abs().mean() + (sf - sr).abs().mean()
+        used += 1
+    return total / max(used, 1)

@@ -4,7 +4,7 @@ Configs ship in ``configs/train/`` (``smoke``, ``cpu_default``, ``gpu``); a name
 
     model:   {n_angles: 128, n_samples: 64, ...}          # ModelConfig fields
     train:   {batch_size: 8, epochs: 10, lr: 2.0e-4, ...}  # OptimConfig fields
-    loss:    {s1_rec: 1.0, s2_rec: 1.0, ...}               # LossWeights fields
+    loss:    {s1_rec: 1.0, s2_rec: 0.2, ...}               # LossWeights fields
     data:    {layout: auto, augment: {...}, target: {...}}
 
 Unknown keys are errors naming the key (a typo must not silently train something else).
@@ -74,9 +74,9 @@ class LossWeights:
     """
 
     s1_rec: float = 1.0
-    s2_rec: float = 0.5
+    s2_rec: float = 0.2
     s2_stats: float = 2.0
-    s2_adv_g: float = 0.05
+    s2_adv_g: float = 0.1
     latent_e: float = 1.0
 
 

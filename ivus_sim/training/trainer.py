@@ -137,6 +137,7 @@ class Trainer:
         seed_everything(self.seed, deterministic=t.deterministic)
         torch.manual_seed(derive_seed(self.seed, "model-init"))
         self.model = TwoStageAAE(config.model).to(self.device)
+        torch.manual_seed(derive_seed(self.seed, "train", self.rank))  # noise and prior draws, per rank
         self.optimisers = self._make_optimisers()
         self.sampler: DistributedSampler[int] = DistributedSampler(
             range(self.n_data),  # type: ignore[arg-type]
