@@ -43,41 +43,47 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def throughput(sim: PhysicsSimulator, size: int, batch: int, repeats: int, device: str) -> float:
+def throughput(sim: PhysicsSimulator, size: int, batch: int, repeats: int, device: str) -> tuple[float, float]:
+    """(images per wall-clock second, images per CPU-second of this process)."""
     labels = np.concatenate([random_phantom(0, size=size, index=i).labels for i in range(batch)])
     sim.simulate(labels[:2], seed=0)  # warm-up (FFT plans, grids)
     if device == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for r in range(repeats):
         sim.simulate(labels, seed=r)
     if device == "cuda":
         torch.cuda.synchronize()
-    return batch * repeats / (time.perf_counter() - t0)
+    n = batch * repeats
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 _MEM_SCRIPT = """
-import resource, sys, json
+import json
 import numpy as np, torch
 from ivus_sim.phantom.random import random_phantom
 from ivus_sim.physics import PhysicsSimulator
 torch.set_num_threads({threads})
+
+def hwm_mb():
+    f = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    return int(f["VmHWM"].split()[0]) / 1024, int(f["VmRSS"].split()[0]) / 1024
+
 lab = random_phantom(0, size={size}).labels
 sim = PhysicsSimulator()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if {run}:
-    sim.simulate(lab, seed=0)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"base_kb": base, "peak_kb": peak}}))
+base_hwm, base_rss = hwm_mb()
+sim.simulate(lab, seed=0)
+peak, _ = hwm_mb()
+print(json.dumps({{"base_rss_mb": base_rss, "base_hwm_mb": base_hwm, "peak_mb": peak}}))
 """
 
 
 def peak_memory_mb(size: int, threads: int) -> dict[str, float]:
-    """Peak RSS of one simulation in a fresh process, and the increase over the post-import footprint."""
-    out = subprocess.run([sys.executable, "-c", _MEM_SCRIPT.format(size=size, run=True, threads=threads)],
+    """Peak RSS (VmHWM) of one simulation in a fresh process, and its increase over the process before it."""
+    out = subprocess.run([sys.executable, "-c", _MEM_SCRIPT.format(size=size, threads=threads)],
                          capture_output=True, text=True, check=True).stdout
     d = json.loads(out.strip().splitlines()[-1])
-    return {"peak_rss_mb": d["peak_kb"] / 1024, "increase_mb": (d["peak_kb"] - d["base_kb"]) / 1024}
+    return {"peak_rss_mb": d["peak_mb"], "increase_mb": d["peak_mb"] - max(d["base_hwm_mb"], d["base_rss_mb"])}
 
 
 def pymust_reference(counts: list[int], fov_mm: float = 10.0) -> dict[str, float] | None:
@@ -119,27 +125,33 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--pymust-scatterers", default="200,500", help="SIMUS scatterer counts to time")
     ap.add_argument("--no-pymust", action="store_true", help="skip the SIMUS reference")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     threads = torch.get_num_threads()
     reps = 1 if a.quick else 3
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores visible, torch threads {threads}, "
-          f"torch {torch.__version__}, python {platform.python_version()}")
+          f"torch {torch.__version__}, python {platform.python_version()}, load average {load:.1f}")
     rows = []
     sim = PhysicsSimulator()
-    t256 = throughput(sim, 256, 32, reps, "cpu")
-    rows.append(("CPU", "256 x 256", 32, t256, 50))
+    t256 = throughput(sim, 256, 16, reps, "cpu")
+    rows.append(("CPU", "256 x 256", 16, *t256, 50))
     t512 = throughput(sim, 512, 8, reps, "cpu")
-    rows.append(("CPU", "512 x 512", 8, t512, 10))
+    rows.append(("CPU", "512 x 512", 8, *t512, 10))
     if torch.cuda.is_available():
         gsim = PhysicsSimulator(device="cuda")
         name = f"CUDA ({torch.cuda.get_device_name(0)})"
-        rows.append((name, "256 x 256", 64, throughput(gsim, 256, 64, reps, "cuda"), None))
-        rows.append((name, "512 x 512", 32, throughput(gsim, 512, 32, reps, "cuda"), None))
+        rows.append((name, "256 x 256", 64, *throughput(gsim, 256, 64, reps, "cuda"), None))
+        rows.append((name, "512 x 512", 32, *throughput(gsim, 512, 32, reps, "cuda"), None))
     mem = peak_memory_mb(512, threads)
-    print("\n| device | output | batch | images/s | target |\n|---|---|---|---|---|")
-    for dev, size, batch, ips, target in rows:
+    print("\n| device | output | batch | images/s (wall clock) | images per CPU-second | target (2 cores) |"
+          "\n|---|---|---|---|---|---|")
+    for dev, size, batch, ips, ipc, target in rows:
         tgt = f">= {target}" if target else "-"
-        print(f"| {dev} | {size} | {batch} | {ips:.1f} | {tgt} |")
+        print(f"| {dev} | {size} | {batch} | {ips:.1f} | {ipc:.1f} | {tgt} |")
+    print("\n(images per CPU-second = the rate on one uncontended core; wall clock depends on the load of the machine)")
     print(f"\npeak RSS for one 512 x 512 image: {mem['peak_rss_mb']:.0f} MB in total, "
           f"{mem['increase_mb']:.0f} MB above the process after imports (target < 500 MB)")
     if not a.no_pymust:
@@ -148,7 +160,7 @@ def main() -> None:
         if ref is None:
             print("\npymust not installed: `pip install pymust` to time the SIMUS reference")
         else:
-            per_image = 1 / t256
+            per_image = 1 / t256[1]  # CPU seconds per 256 x 256 image
             print("\nSIMUS (pymust, 128-element 20 MHz linear array, one plane-wave transmit, RF only):")
             for c, s in zip(ref["counts"], ref["seconds"], strict=True):
                 print(f"  {c} scatterers: {s:.1f} s")

@@ -31,7 +31,7 @@ J. A. Jensen, "A model for the propagation and scattering of ultrasound in tissu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -155,8 +155,7 @@ class PhysicsSimulator:
         return t.to(self.device)
 
     def _polar_labels(self, lab: torch.Tensor, grid: PolarGrid) -> torch.Tensor:
-        pol = cart_to_polar(lab, grid.n_angles, grid.n_samples, Interp.NEAREST)
-        assert isinstance(pol, torch.Tensor)
+        pol = cast(torch.Tensor, cart_to_polar(lab, grid.n_angles, grid.n_samples, Interp.NEAREST))
         return pol.long()
 
     # ------------------------------------------------------------------ public API
