@@ -30,8 +30,11 @@ def leading_edges(labels: torch.Tensor) -> torch.Tensor:
     return edge
 
 
-def two_way_attenuation(labels: torch.Tensor, table: TissueTable, grid: PolarGrid) -> tuple[torch.Tensor, torch.Tensor]:
+def two_way_attenuation(labels: torch.Tensor, table: TissueTable, grid: PolarGrid,
+                        edges: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two-way amplitude attenuation for polar tissue ids ``labels`` ``(B, A, S)``.
+
+    ``edges`` (optional) are the :func:`leading_edges` of ``labels`` if already computed.
 
     Returns:
         ``(at_sample, at_front)``: float32 ``(B, A, S)`` factors in ``(0, 1]``; ``at_sample`` for
@@ -39,11 +42,12 @@ def two_way_attenuation(labels: torch.Tensor, table: TissueTable, grid: PolarGri
         sample (before the sample's own attenuation).
     """
     alpha = table.alpha_np_per_mm[labels] * grid.dz_mm  # one-way loss per sample [Np]
-    exit_loss = torch.zeros_like(alpha)
-    # a shadowing layer that ends at sample j (j-1 inside it, j another tissue) charges its loss at j
-    prev = labels[..., :-1]
-    exit_loss[..., 1:] = torch.where(labels[..., 1:] != prev, table.shadow_np[prev],
-                                     torch.zeros((), device=labels.device))
-    per = 2 * alpha + 2 * exit_loss
+    per = 2 * alpha
+    if bool((table.shadow_np > 0).any()):
+        # a shadowing layer that ends at sample j (j-1 inside it, j another tissue) charges its loss at j
+        edges = leading_edges(labels) if edges is None else edges
+        shadow = table.shadow_np[labels]
+        exit_loss = torch.where(edges[..., 1:], shadow[..., :-1], torch.zeros((), device=labels.device))
+        per[..., 1:] += 2 * exit_loss
     front = torch.cumsum(per, dim=-1) - 2 * alpha  # losses in front of sample j, incl. an exit at j
     return torch.exp(-(front + alpha)), torch.exp(-front)

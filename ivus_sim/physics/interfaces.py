@@ -27,19 +27,29 @@ MAX_REVERBERATIONS = 8
 ROUGHNESS = 0.2
 
 
-def surface_layer(labels: torch.Tensor, table: TissueTable, dz_mm: float) -> torch.Tensor | None:
-    """Backscatter *power* factor ``(B, A, S)`` of the surface layers (None when no tissue has one)."""
-    if not bool((table.surface_gain != 0).any()):
+def surface_layer(labels: torch.Tensor, table: TissueTable, dz_mm: float,
+                  edges: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Backscatter *power* factor ``(B, A, S)`` of the surface layers (None when no tissue present has one).
+
+    Args:
+        labels: polar tissue ids ``(B, A, S)`` (long).
+        table: tissue lookup tables.
+        dz_mm: depth sample spacing [mm].
+        edges: :func:`~ivus_sim.physics.attenuation.leading_edges` of ``labels`` if already computed.
+    """
+    gain = table.surface_gain[labels]
+    if not bool((gain != 0).any()):
         return None
     s = labels.shape[-1]
-    idx = torch.arange(s, device=labels.device).expand_as(labels)
-    last_edge = torch.cummax(torch.where(leading_edges(labels), idx, torch.zeros_like(idx)), dim=-1).values
-    depth = (idx - last_edge).float() * dz_mm
-    return 1 + table.surface_gain[labels] * torch.exp(-depth / table.surface_depth_mm[labels])
+    edges = leading_edges(labels) if edges is None else edges
+    idx = torch.arange(s, device=labels.device, dtype=torch.float32).expand(labels.shape)
+    last_edge = torch.cummax(idx * edges, dim=-1).values  # index of the last leading edge at or before j
+    depth = (idx - last_edge) * dz_mm
+    return 1 + gain * torch.exp(-depth / table.surface_depth_mm[labels])
 
 
 def specular_echoes(labels: torch.Tensor, table: TissueTable, at_front: torch.Tensor,
-                    generators: list[torch.Generator] | None) -> torch.Tensor:
+                    generators: list[torch.Generator] | None, edges: torch.Tensor | None = None) -> torch.Tensor:
     """Specular + reverberation reflector amplitudes ``(B, A, S)`` float32.
 
     Args:
@@ -47,11 +57,12 @@ def specular_echoes(labels: torch.Tensor, table: TissueTable, at_front: torch.Te
         table: tissue lookup tables.
         at_front: two-way attenuation at each sample's front face ``(B, A, S)``.
         generators: one per image (roughness draws: ``(A,)`` per image); None: no roughness (mean map).
+        edges: :func:`~ivus_sim.physics.attenuation.leading_edges` of ``labels`` if already computed.
     """
     b, a, s = labels.shape
     dev = labels.device
     spec = table.specular_amp[labels]
-    edges = leading_edges(labels) & (spec > 0)
+    edges = (leading_edges(labels) if edges is None else edges) & (spec > 0)
     if generators is None:
         rough = torch.ones((b, a, 1), device=dev)
     else:

@@ -21,5 +21,7 @@ def noise_power(noise_db: float) -> float:
 def receive_noise(shape: tuple[int, ...], noise_db: float, generators: list[torch.Generator],
                   device: str | torch.device) -> torch.Tensor:
     """Real white noise ``(B, A, S)`` of power ``10^(noise_db/10)``, one generator per image."""
-    sd = noise_power(noise_db) ** 0.5
-    return torch.stack([torch.randn(shape[1:], generator=g, device=device) for g in generators]) * sd
+    out = torch.empty(shape, dtype=torch.float32, device=device)
+    for i, g in enumerate(generators):
+        torch.randn(shape[1:], generator=g, out=out[i])
+    return out.mul_(noise_power(noise_db) ** 0.5)

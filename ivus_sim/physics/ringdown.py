@@ -22,9 +22,9 @@ __all__ = ["catheter_surface", "ringdown_reflectors", "ringdown_power_scale"]
 
 def catheter_surface(labels: torch.Tensor, table: TissueTable) -> torch.Tensor:
     """Index ``(B, A)`` of the first imaged sample of each A-line (after the blanked catheter core)."""
-    blank = table.blank[labels]
-    run = torch.cumprod(blank.int(), dim=-1)  # 1 while still inside the catheter from the axis
-    return run.sum(-1)
+    imaged = ~table.blank[labels]
+    first = torch.argmax(imaged.to(torch.uint8), dim=-1)  # first imaged sample from the axis
+    return torch.where(imaged.any(-1), first, torch.full_like(first, labels.shape[-1]))
 
 
 def ringdown_reflectors(labels: torch.Tensor, table: TissueTable, grid: PolarGrid, ringdown: RingDown,

@@ -36,18 +36,24 @@ def sample_scatterers(labels: torch.Tensor, table: TissueTable, grid: PolarGrid,
     Rayleigh statistics at a fraction of the cost); sparse tissues get exact Poisson counts.
     """
     dev = labels.device
-    out = torch.stack([torch.randn(labels.shape[1:], generator=g, device=dev) for g in generators])
-    out = out * table.amplitude[labels]
+    out = torch.empty(labels.shape, dtype=torch.float32, device=dev)
+    for i, g in enumerate(generators):
+        torch.randn(labels.shape[1:], generator=g, out=out[i])
+    out *= table.amplitude[labels]
     sparse = table.sparse[labels]
     if bool(sparse.any()):
+        s = labels.shape[-1]
         area = (grid.depths_mm(dev) * grid.dtheta * grid.dz_mm).float()  # (S,) mm^2 per cell
+        flat_out = out.view(len(generators), -1)
+        flat_lab = labels.reshape(len(generators), -1)
+        flat_sparse = sparse.reshape(len(generators), -1)
         for i, g in enumerate(generators):
-            m = sparse[i]
-            if not bool(m.any()):
+            sel = torch.nonzero(flat_sparse[i]).squeeze(1)
+            if sel.numel() == 0:
                 continue
-            lam = (table.density_per_mm2[labels[i]] * area)[m]
+            lam = table.density_per_mm2[flat_lab[i, sel]] * area[sel % s]
             counts = torch.poisson(lam, generator=g)
-            out[i][m] = out[i][m] * (counts / lam).sqrt()
+            flat_out[i, sel] *= (counts / lam).sqrt()
     return out
 
 

@@ -40,7 +40,7 @@ from ivus_sim.config import Preset, TissueAcoustics, load_preset, load_tissue_ac
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar
 from ivus_sim.io import array_hash
-from ivus_sim.physics.attenuation import two_way_attenuation
+from ivus_sim.physics.attenuation import leading_edges, two_way_attenuation
 from ivus_sim.physics.compression import log_compress, log_compress_power
 from ivus_sim.physics.envelope import envelope
 from ivus_sim.physics.grid import PolarGrid
@@ -48,7 +48,7 @@ from ivus_sim.physics.interfaces import ROUGHNESS, specular_echoes, surface_laye
 from ivus_sim.physics.noise import noise_power, receive_noise
 from ivus_sim.physics.nurd import apply_nurd, sample_nurd
 from ivus_sim.physics.psf import Psf
-from ivus_sim.physics.ringdown import ringdown_power_scale, ringdown_reflectors
+from ivus_sim.physics.ringdown import catheter_surface, ringdown_power_scale, ringdown_reflectors
 from ivus_sim.physics.scan import decimate_depth, decimation_factor, scan_convert
 from ivus_sim.physics.scatterers import sample_scatterers, texture_modulation
 from ivus_sim.physics.tgc import tgc_gain
@@ -59,7 +59,7 @@ from ivus_sim.tissues import VALID_IDS
 __all__ = ["PhysicsSimulator", "SimulationResult", "STAGES", "ENGINE_VERSION"]
 
 #: bump when the pipeline changes its output for the same parameters
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
 #: names of the intermediate stages returned with ``return_stages=True``, in pipeline order
 STAGES = ("echogenicity", "scatterers", "rf", "envelope", "tgc", "log")
 _STEPS = ("scatterers", "texture", "specular", "ringdown", "noise")
@@ -194,13 +194,12 @@ class PhysicsSimulator:
         with torch.no_grad():
             x = sample_scatterers(pol, self.table, grid, gens["scatterers"])
             x = x * texture_modulation(pol, self.table, grid, gens["texture"])
-            at_sample, at_front = two_way_attenuation(pol, self.table, grid)
+            edges = leading_edges(pol)
+            at_sample, at_front = two_way_attenuation(pol, self.table, grid, edges)
             at_sample, at_front = at_sample * psf.gain, at_front * psf.gain  # + diffraction (focal gain)
-            x = x * at_sample
-            surface = surface_layer(pol, self.table, grid.dz_mm)
-            if surface is not None:
-                x = x * surface.sqrt()
-            x = x + specular_echoes(pol, self.table, at_front, gens["specular"])
+            surface = surface_layer(pol, self.table, grid.dz_mm, edges)
+            x = x * (at_sample if surface is None else at_sample * surface.sqrt())
+            x = x + specular_echoes(pol, self.table, at_front, gens["specular"], edges)
             blank = self.table.blank[pol]
             x = torch.where(blank, torch.zeros((), device=dev), x)
             x = x + ringdown_reflectors(pol, self.table, grid, self.preset.ringdown, gens["ringdown"])
@@ -211,8 +210,10 @@ class PhysicsSimulator:
             env_tgc = env * tgc_gain(proc, grid, dev)
             q = decimation_factor(grid.n_samples, n)
             disp = log_compress(decimate_depth(env_tgc, q), proc.gain_db, proc.dynamic_range_db)
-            blank_d = decimate_depth(blank.float(), q) > 0.5
-            disp = torch.where(blank_d, torch.zeros((), device=dev), disp)
+            # blank decimated samples whose centre lies inside the catheter core
+            first = catheter_surface(pol, self.table)  # (B, A) first imaged RF sample
+            centre = torch.arange(disp.shape[-1], device=dev) * q + (q - 1) / 2
+            disp = torch.where(centre < first[..., None], torch.zeros((), device=dev), disp)
             disp = self._nurd(disp, nurd_coeffs)
             image = (scan_convert(disp, n) * 255).round().clamp(0, 255).to(torch.uint8)
             stages: dict[str, np.ndarray] = {}
