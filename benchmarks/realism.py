@@ -27,8 +27,9 @@ Usage::
 Users with their own real frames (``frame_XX_image.png`` + ``frame_XX_label.png``) run the full
 evaluation, with the classifier test and feature distances, against them::
 
-    ivus-sim generate --engine physics --phantom real/labels/ --n 1 --size 400 --out sim/
-    ivus-sim evaluate --real real/ --fake sim/ --labels real/labels/ --out report/
+    mkdir -p labels && cp real/frame_*_label.png labels/
+    ivus-sim generate --engine physics --phantom labels/ --n 1 --size 400 --out sim/physics/
+    ivus-sim evaluate --real real/ --fake sim/physics/ --out report_physics/
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ SECTION = "## Realism"
 SIZE, FOV_MM = 400, 10.0
 KEY_TISSUES = ("perivascular", "lumen_beyond_ringdown", "fibrous", "necrotic_core", "dense_calcium", "media")
 USER_COMMANDS = [
-    "ivus-sim generate --engine physics --phantom real/labels/ --n 1 --size 400 --out sim/",
-    "ivus-sim evaluate --real real/ --fake sim/ --labels real/labels/ --out report/",
+    "mkdir -p labels && cp real/frame_*_label.png labels/",
+    "ivus-sim generate --engine physics --phantom labels/ --n 1 --size 400 --out sim/physics/",
+    "ivus-sim generate --phantom labels/ --n 1 --size 400 --out sim/learned/",
+    "ivus-sim evaluate --real real/ --fake sim/physics/ --out report_physics/",
+    "ivus-sim evaluate --real real/ --fake sim/learned/ --out report_learned/",
 ]
 
 
@@ -298,9 +302,10 @@ def markdown(res: dict[str, Any]) -> str:
                 f"{f['fake_vs_real']['frechet']:.3g} ({f['real_vs_real']['frechet']:.3g}) | "
                 f"{f['fake_vs_real']['kid']:.3g} ({f['real_vs_real']['kid']:.3g}) | {s['tissue_js_weighted']:.3f} | "
                 f"{r['seconds']:.0f} |")
-    lines += ["", "With your own real frames (`frame_XX_image.png` + `frame_XX_label.png`; label maps also in "
-              "`real/labels/`), the full evaluation adds the classifier two-sample test and feature distances "
-              "(see `docs/evaluate.md`):", "", "```bash", *USER_COMMANDS, "```", ""]
+    lines += ["", "With your own real frames in `real/` (`frame_XX_image.png` + `frame_XX_label.png`), simulate "
+              "the same label maps and run the full evaluation, which adds the classifier two-sample test and "
+              "feature distances (simulated frames pair with the real frame they were made from; see "
+              "`docs/evaluate.md`):", "", "```bash", *USER_COMMANDS, "```", ""]
     return "\n".join(lines)
 
 

@@ -26,7 +26,7 @@ from ivus_sim.metrics.features import (
     kernel_inception_distance,
     mmd_unbiased,
 )
-from ivus_sim.metrics.imageset import ImageSet, load_image_set, tissue_masks, to_polar
+from ivus_sim.metrics.imageset import ImageSet, base_name, load_image_set, tissue_masks, to_polar
 from ivus_sim.metrics.intensity import compare_distributions, compare_intensities
 from ivus_sim.metrics.patches import PatchConfig, extract_patches
 from ivus_sim.metrics.profile import radial_profile, shadow_profile
@@ -115,8 +115,12 @@ def test_folder_conventions_pair_images_with_labels(tmp_path):
     fake = tmp_path / "fake"
     fake.mkdir()
     Image.fromarray(imgs[1].astype(np.uint8)).save(fake / "frame_01.png")
+    # ... also when named as `ivus-sim generate` names images made from frame_01_label.png
+    Image.fromarray(imgs[0].astype(np.uint8)).save(fake / "frame_00_label_seed0_002.png")
     fs = load_image_set(fake, fallback_labels=rs)
-    assert fs.names == ["frame_01"] and np.array_equal(fs.labels[0], labs[1])
+    assert fs.names == ["frame_00_label_seed0_002", "frame_01"]
+    assert np.array_equal(fs.labels[0], labs[0]) and np.array_equal(fs.labels[1], labs[1])
+    assert [base_name(n) for n in fs.names] == ["frame_00", "frame_01"]
 
 
 def test_bad_inputs_are_one_line_user_errors(tmp_path):

@@ -3,7 +3,8 @@
 The feature extractor: a small convolutional autoencoder trained, at evaluation time and from
 a seed, on the pooled real and simulated polar patches of the run (:mod:`ivus_sim.metrics.patches`),
 self-supervised (reconstruction loss); the embedding of a patch is the channel-wise mean and
-standard deviation of the encoder's bottleneck (``2 x channels[-1]`` numbers). Why this one:
+standard deviation of the encoder's bottleneck (``2 x channels[-1]`` numbers), each dimension
+standardised by the real patches' mean and std (distances in units of real variation). Why this one:
 
 * it needs no download (Inception-v3 weights, the usual FID backbone, are trained on natural
   photographs, are not redistributable with the package, and are insensitive to speckle);
@@ -245,6 +246,9 @@ def feature_distances(real: Patches, fake: Patches, config: FeatureConfig | None
     if encoder is None:
         encoder = train_patch_encoder(np.concatenate([real.data, fake.data]), cfg, seed)
     fr, ff = embed(encoder, real.data, cfg.device), embed(encoder, fake.data[fake_sel], cfg.device)
+    # standardise every dimension by the real embeddings: distances in units of real variation
+    loc, scale = fr.mean(0), np.maximum(fr.std(0), 1e-8)
+    fr, ff = (fr - loc) / scale, (ff - loc) / scale
     a, b = fr[half_a], fr[~half_a]
     n = min(len(a), len(b), len(ff))
     a = a[np.sort(g.choice(len(a), n, replace=False))]

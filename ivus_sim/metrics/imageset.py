@@ -16,7 +16,8 @@ Folder conventions (as ``shared/calibration/measure.py``, plus a generic one):
 * generic ``<name>.png`` images (any name not ending in ``_label``); their label maps are
   ``<name>_label.png`` or ``<name>.png`` in the labels folder. A name ending in a sample
   suffix ``_sNN`` / ``_sampleNN`` / ``_seedS_NNN`` (several samples of one phantom, as
-  ``ivus-sim generate`` names them) falls back to the label map of the name without the suffix.
+  ``ivus-sim generate`` names them) falls back to the label map of the name without the suffix
+  (:func:`base_name`), and pairs with the real frame of that name.
 
 Images are read as 8-bit display values (RGB is converted to grey, 16-bit is scaled to
 0-255); label maps are single-channel tissue ids (:mod:`ivus_sim.tissues`).
@@ -172,9 +173,16 @@ def _discover(folder: Path) -> list[tuple[str, Path]]:
 
 
 def base_name(name: str) -> str:
-    """The frame name without a sample suffix (``p01_seed0_002`` -> ``p01``, ``case_s3`` -> ``case``)."""
+    """The frame name without a sample suffix (``p01_seed0_002`` -> ``p01``, ``case_s3`` -> ``case``).
+
+    A ``_label`` left before the suffix is dropped too (``frame_03_label_seed0_000`` -> ``frame_03``:
+    images generated from the label map ``frame_03_label.png``).
+    """
     m = _SAMPLE_SUFFIX.match(name)
-    return m.group("base") if m else name
+    if not m:
+        return name
+    base = m.group("base")
+    return base[: -len("_label")] if base.endswith("_label") else base
 
 
 def _find_label(name: str, folders: Sequence[Path], image: Path) -> Path | None:
