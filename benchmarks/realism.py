@@ -75,6 +75,7 @@ class Engine:
     """One row of the table: ``images(labels, seed) -> (B, N, N) uint8`` and ``samples(label, seed, k)``."""
 
     name = ""
+    key = ""  # folder name for --export
     note = ""
 
     def images(self, labels: np.ndarray, seed: int) -> np.ndarray:
@@ -86,6 +87,7 @@ class Engine:
 
 class Physics(Engine):
     name = "physics (20mhz preset)"
+    key = "physics"
 
     def __init__(self, device: str) -> None:
         from ivus_sim.config import load_preset
@@ -102,6 +104,7 @@ class Physics(Engine):
 
 class Learned(Engine):
     name = "learned default model"
+    key = "learned"
 
     def __init__(self, device: str) -> None:
         from ivus_sim import Simulator
@@ -119,6 +122,7 @@ class Learned(Engine):
 
 class Baseline(Engine):
     name = "baseline: reference tissue means x Rayleigh"
+    key = "baseline"
 
     def __init__(self, reference: dict[str, Any]) -> None:
         from ivus_sim.metrics.imageset import EVAL_TISSUES
@@ -184,7 +188,7 @@ def measure(engine: Engine, seeds: list[int], n_phantoms: int, n_div: int, k_div
 def _export(root: Path, engine: Engine, seed: int, imgs: np.ndarray, labels: np.ndarray) -> None:
     from ivus_sim.io import save_png
 
-    tag = engine.name.split()[0]
+    tag = engine.key
     for i, (im, lab) in enumerate(zip(imgs, labels, strict=True)):
         save_png(root / tag / f"s{seed}_p{i:02d}.png", im)
         save_png(root / "labels" / f"s{seed}_p{i:02d}.png", lab)
