@@ -45,10 +45,10 @@ def test_speckle_statistics_loss_prefers_the_right_texture() -> None:
 def test_decoder_is_rotation_equivariant_across_angle_zero() -> None:
     """No seam at A-line 0: rotating the inputs rotates the output (SPADE padded circularly)."""
     torch.manual_seed(1)
-    dec = Stage2Decoder(seg_channels=4, z_dim=2, channels=8, n_blocks=2, n_noise=1, spade_hidden=8)
-    seg, noise, z = torch.rand(1, 4, 32, 16), torch.randn(1, 1, 32, 16), torch.randn(1, 2)
-    a = dec(torch.roll(seg, 9, -2), torch.roll(noise, 9, -2), z)
-    b = torch.roll(dec(seg, noise, z), 9, -2)
+    dec = Stage2Decoder(seg_channels=4, z_dim=2, channels=8, n_blocks=2, n_noise=2, spade_hidden=8)
+    seg, noise, z = torch.rand(1, 4, 32, 16), torch.randn(1, 2, 32, 16), torch.randn(1, 2)
+    a = dec(torch.roll(seg, 10, -2), torch.roll(noise, 10, -2), z)
+    b = torch.roll(dec(seg, noise, z), 10, -2)
     # instance-norm statistics see 2 duplicated A-lines, hence the small tolerance
     assert float((a - b).abs().max()) < 2e-2
 
@@ -59,3 +59,14 @@ def test_speckle_statistics_loss_sees_the_grain_size() -> None:
     fine = torch.rand(1, 1, 64, 32, generator=g)  # same marginal distribution, 4x smaller grain
     coarse2 = torch.nn.functional.interpolate(torch.rand(1, 1, 16, 8, generator=g), scale_factor=4, mode="nearest")
     assert speckle_statistics_loss(coarse2, coarse) < speckle_statistics_loss(fine, coarse)
+
+
+def test_noise_maps_get_a_coarse_grain_channel() -> None:
+    n = torch.randn(4, 2, 64, 32, generator=torch.Generator().manual_seed(5))
+    shaped = Stage2Decoder.shape_noise(n)
+    assert torch.equal(shaped[:, 0], n[:, 0])  # fine channel untouched
+
+    def neighbour_corr(x: torch.Tensor) -> float:
+        return float((x[..., 1:, :] * x[..., :-1, :]).mean() / (x * x).mean())
+
+    assert neighbour_corr(n[:, 1]) < 0.1 < 0.5 < neighbour_corr(shaped[:, 1])

@@ -51,7 +51,8 @@ class Stage2Decoder(nn.Module):
         z_dim: size of z2.
         channels: feature width.
         n_blocks: residual SPADE blocks.
-        n_noise: per-pixel noise channels.
+        n_noise: per-pixel noise channels (odd-numbered ones are given a 2-sample grain,
+            :meth:`shape_noise`).
         spade_hidden: hidden width of each SPADE's shared convolution.
 
     Shapes: ``seg (B, seg_channels, A, S)``, ``noise (B, n_noise, A, S)``, ``z (B, z_dim)``
@@ -68,8 +69,24 @@ class Stage2Decoder(nn.Module):
                                     for _ in range(n_blocks))
         self.out = PolarConv2d(channels, 1, 3)
 
+    @staticmethod
+    def shape_noise(noise: torch.Tensor) -> torch.Tensor:
+        """Make odd-numbered noise channels spatially correlated (2x2 blocks, bilinear): a coarse-grain seed.
+
+        Speckle grains span several samples; giving the network white noise at two scales lets a
+        small receptive field produce them. Deterministic in ``noise``, which stays ``(B, n, A, S)``.
+        """
+        if noise.shape[1] < 2 or noise.shape[-2] % 2 or noise.shape[-1] % 2:
+            return noise
+        coarse = F.avg_pool2d(noise[:, 1::2], 2) * 2.0  # unit variance again
+        coarse = torch.cat([coarse[..., -1:, :], coarse, coarse[..., :1, :]], dim=-2)  # circular in angle
+        up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)[..., 2:-2, :]
+        out = noise.clone()
+        out[:, 1::2] = up
+        return out
+
     def forward(self, seg: torch.Tensor, noise: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        h = self.inp(torch.cat([seg, noise], 1))
+        h = self.inp(torch.cat([seg, self.shape_noise(noise)], 1))
         for blk in self.blocks:
             h = blk(h, seg, z)
         return torch.sigmoid(self.out(F.leaky_relu(h, 0.2)))
