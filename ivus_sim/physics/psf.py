@@ -133,9 +133,8 @@ class Psf:
         """Axial pulse convolution + Hilbert transform: real ``(B, A, S)`` -> complex analytic RF ``(B, A, S)``."""
         s = x.shape[-1]
         spec = torch.fft.rfft(x, n=self.n_fft, dim=-1) * self.axial
-        full = torch.zeros((*spec.shape[:-1], self.n_fft), dtype=spec.dtype, device=spec.device)
-        full[..., : spec.shape[-1]] = spec
-        return torch.fft.ifft(full, dim=-1)[..., :s]
+        # ifft zero-pads the one-sided spectrum to n_fft: negative frequencies are zero (analytic signal)
+        return torch.fft.ifft(spec, n=self.n_fft, dim=-1)[..., :s]
 
     def axial_power_filter(self, p: torch.Tensor) -> torch.Tensor:
         """Convolve real ``(B, A, S)`` power with ``|h|^2`` along depth (for mean power maps)."""
