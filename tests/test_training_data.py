@@ -78,6 +78,23 @@ def test_challenge_layout_uses_the_contour_converter(tmp_path: Path) -> None:
     assert lab[int(c), int(c) + 8] == Tissue.LUMEN and lab[int(c), int(c) + 28] == Tissue.PERIVASCULAR
 
 
+def test_vh_layout_uses_the_colour_map_converter(tmp_path: Path) -> None:
+    from ivus_sim.phantom.converters import VHPalette
+
+    n = 64
+    yy, xx = np.mgrid[:n, :n]
+    r = np.hypot(yy - (n - 1) / 2, xx - (n - 1) / 2)
+    rgb = np.zeros((n, n, 3), np.uint8)
+    rgb[(r > 12) & (r < 22)] = VHPalette().fibrous
+    save_png(tmp_path / "v_vh.png", rgb)
+    save_png(tmp_path / "v_image.png", np.full((n, n), 70, np.uint8))
+    refs = discover(tmp_path)
+    assert refs[0].layout is Layout.VH
+    lab, _ = load_pair(refs[0])
+    c = int((n - 1) / 2)
+    assert lab[c, c + 8] == Tissue.LUMEN and lab[c, c + 17] == Tissue.FIBROUS and lab[c, c + 26] == Tissue.PERIVASCULAR
+
+
 def test_discover_errors(tmp_path: Path) -> None:
     with pytest.raises(IvusSimError, match="does not exist"):
         discover(tmp_path / "nope")
