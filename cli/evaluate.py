@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -72,6 +73,14 @@ def evaluate(
         run_features=features,
     )
     ev = evaluate_folders(fake, real, labels, reference_stats, cfg, progress=not quiet)
+    argv = ["ivus-sim", "evaluate", "--fake", str(fake), "--out", str(out)]
+    for flag, value in (("--real", real), ("--labels", labels), ("--reference-stats", reference_stats)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--seed", str(seed), "--folds", str(folds), "--epochs", str(epochs), "--patch", str(patch),
+             "--patches-per-frame", str(patches_per_frame), "--c2st" if c2st else "--no-c2st",
+             "--features" if features else "--no-features", "--device", device]
+    ev.results["command"] = shlex.join(argv)  # regenerates this report (with --overwrite)
     jp, hp = write_report(out, ev, overwrite=overwrite)
     s = ev.results["summary"]
     for key, value in s.items():

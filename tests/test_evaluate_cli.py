@@ -61,6 +61,7 @@ def test_evaluate_writes_json_and_html(tmp_path):
     assert data["features"]["real_vs_real"]["frechet"] >= 0
     assert data["config"]["c2st"]["epochs"] == 2 and data["inputs"]["real"].endswith("real")
     assert "data:image/png;base64," in (out / "realism.html").read_text()
+    assert "--epochs 2" in data["command"] and "--patch 16" in data["command"]
     # the same command again refuses to overwrite, before measuring anything
     again = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
                                 "--out", str(out), "--no-c2st", "--no-features", "-q"])
