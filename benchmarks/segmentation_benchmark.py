@@ -5,12 +5,13 @@ and vessel wall (2: everything between the lumen border and the EEM, i.e. intima
 media; the ``lumen-wall`` label mapping), in three arms with the same number of optimiser
 steps:
 
-(a) **real**: a small "real-like" training set;
+(a) **real**: a small "real-like" training set of ``k`` images (``--n-real``, several sizes:
+    nested subsets of one pool);
 (b) **real + synthetic**: the same plus ``--n-synth`` images from ``ivus-sim augment``
     (batches drawn half from each, so the few real images are not drowned out);
 (c) **synthetic**: the synthetic images only;
 
-and tested on held-out images of the same domain as (a). Metrics: Dice
+and tested on one fixed held-out set of the same domain as (a). Metrics: Dice
 (:class:`monai.metrics.DiceMetric`) and the 95th-percentile Hausdorff distance
 (:class:`monai.metrics.HausdorffDistanceMetric`, in mm) of lumen and wall, mean +- std over
 ``--seeds`` training seeds.
@@ -20,13 +21,14 @@ Without real data, (a) and the test set come from the stage-0 physics engine wit
 synthetic images come from the embedded learned model (``--generator learned``) or, where it
 is not available, the physics engine with the **20 MHz** preset (``--generator physics``).
 ``--real DIR`` runs the same comparison on real data: a folder of pairs
-``<case>_image.png`` / ``<case>_label.png`` with labels 0 background, 1 lumen, 2 wall; the first
-``--n-real`` cases (sorted by name, after a seeded shuffle) train arm (a), the rest are the test set.
+``<case>_image.png`` / ``<case>_label.png`` with labels 0 background, 1 lumen, 2 wall; after a
+seeded shuffle, the last ``max(--n-real)`` cases are the training pool and the rest the test set.
 
-Runtime: about 10 minutes on 2 CPU cores with the defaults (96 px)::
+Runtime: about 10 minutes on 2 idle CPU cores with the defaults (96 px, 15 training runs of
+about a minute each, two at a time)::
 
     nice python benchmarks/segmentation_benchmark.py --out benchmarks/results/segmentation
-    python benchmarks/segmentation_benchmark.py --real /data/ivus_pairs --n-real 30
+    python benchmarks/segmentation_benchmark.py --real /data/ivus_pairs --n-real 10 30
 """
 
 from __future__ import annotations
@@ -243,7 +245,8 @@ def _fmt(vals: list[float], digits: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=96, help="image side [px] (64-128)")
-    ap.add_argument("--n-real", type=int, default=24, help="real(-like) training images, arm (a)")
+    ap.add_argument("--n-real", type=int, nargs="+", default=[8, 24],
+                    help="real(-like) training set sizes, arms (a) and (b) (nested subsets of one pool)")
     ap.add_argument("--n-test", type=int, default=48, help="held-out real(-like) test images (simulated domain)")
     ap.add_argument("--n-synth", type=int, default=240, help="synthetic images from augment, arms (b) and (c)")
     ap.add_argument("--steps", type=int, default=250, help="optimiser steps per training run")
@@ -266,27 +269,31 @@ def main() -> None:
     spec, gen_desc = _generator(args.generator)
     pixel_mm = 10.0 / args.size
     print("generating data ...")
+    n_pool = max(args.n_real)
     if args.real is None:
         real_spec = EngineSpec(engine=Engine.PHYSICS, preset="40mhz")
-        real = _augment(work / "real_40mhz", args.n_real + args.n_test, REAL_SEED, real_spec, args.size, args.workers)
-        real_train, test = _subset(real, range(args.n_real)), _subset(real, range(args.n_real, len(real)))
-        domain = (f"stage-0 physics engine, 40 MHz preset, seed {REAL_SEED} ({args.n_real} train / {args.n_test} test,"
+        real = _augment(work / "real_40mhz", args.n_test + n_pool, REAL_SEED, real_spec, args.size, args.workers)
+        order = np.arange(len(real))  # test: the first n_test cases; training pool: the rest
+        test = _subset(real, order[: args.n_test])
+        domain = (f"stage-0 physics engine, 40 MHz preset, seed {REAL_SEED} ({args.n_test} test images,"
                   f" {args.size} px)")
     else:
         real = _load_pairs(args.real, args.size)
-        if len(real) <= args.n_real:
-            raise IvusSimError(f"--real: {len(real)} pairs; need more than --n-real {args.n_real} to leave a test set")
-        perm = np.random.default_rng(0).permutation(len(real))
-        real_train, test = _subset(real, perm[: args.n_real]), _subset(real, perm[args.n_real:])
-        domain = f"real data from {args.real} ({len(real_train)} train / {len(test)} test, {args.size} px)"
+        if len(real) <= n_pool:
+            raise IvusSimError(f"--real: {len(real)} pairs; need more than --n-real {n_pool} to leave a test set")
+        order = np.random.default_rng(0).permutation(len(real))
+        test = _subset(real, order[: len(real) - n_pool])
+        domain = f"real data from {args.real} ({len(test)} test images, {args.size} px)"
+    train_pool = order[len(test):]  # training sets are nested: the first k of the pool
     synth = _augment(work / f"synth_{spec.describe().replace(':', '_')}", args.n_synth, SYNTH_SEED, spec, args.size,
                      args.workers)
 
-    arms: dict[str, list[Split]] = {
-        "(a) real": [real_train],
-        f"(b) real + {args.n_synth} synthetic": [real_train, synth],
-        f"(c) {args.n_synth} synthetic only": [synth],
-    }
+    arms: dict[str, list[Split]] = {}
+    for k in sorted(set(args.n_real)):
+        real_k = _subset(real, train_pool[:k])
+        arms[f"(a) {k} real"] = [real_k]
+        arms[f"(b) {k} real + {args.n_synth} synthetic"] = [real_k, synth]
+    arms[f"(c) {args.n_synth} synthetic only"] = [synth]
     global _TEST
     _ARMS.update(arms)
     _TEST = test
