@@ -172,8 +172,8 @@ def main() -> None:
             print(f"  fit: {ref['overhead_s']:.1f} s + {ref['per_scatterer_s'] * 1e3:.1f} ms/scatterer; "
                   f"{ref['speckle_scatterers']} scatterers (10 per resolution cell over 10 x 10 mm) -> "
                   f"~{ref['extrapolated_s']:.0f} s per transmit")
-            print(f"  speed ratio (CPU-seconds) vs one 256 x 256 physics image: measured {ref['counts'][0]}-scatterer SIMUS run "
-                  f"{ref['seconds'][0] / per_image:,.0f}x slower; extrapolated speckle-density transmit "
+            print(f"  speed ratio (CPU-seconds) vs one 256 x 256 physics image: measured {ref['counts'][0]}-scatterer "
+                  f"SIMUS run {ref['seconds'][0] / per_image:,.0f}x slower; extrapolated speckle-density transmit "
                   f"~{ref['extrapolated_s'] / per_image:,.0f}x slower")
 
 
