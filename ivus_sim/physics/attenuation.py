@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ivus_sim.physics.grid import PolarGrid
-from ivus_sim.physics.tissue_table import TissueTable
+from ivus_sim.physics.tissue_table import TissueTable, lookup
 
 __all__ = ["leading_edges", "two_way_attenuation"]
 
@@ -41,12 +41,12 @@ def two_way_attenuation(labels: torch.Tensor, table: TissueTable, grid: PolarGri
         scatterers at each sample, ``at_front`` for a specular echo from the front face of the
         sample (before the sample's own attenuation).
     """
-    alpha = table.alpha_np_per_mm[labels] * grid.dz_mm  # one-way loss per sample [Np]
+    alpha = lookup(table.alpha_np_per_mm, labels) * grid.dz_mm  # one-way loss per sample [Np]
     per = 2 * alpha
     if bool((table.shadow_np > 0).any()):
         # a shadowing layer that ends at sample j (j-1 inside it, j another tissue) charges its loss at j
         edges = leading_edges(labels) if edges is None else edges
-        shadow = table.shadow_np[labels]
+        shadow = lookup(table.shadow_np, labels)
         exit_loss = torch.where(edges[..., 1:], shadow[..., :-1], torch.zeros((), device=labels.device))
         per[..., 1:] += 2 * exit_loss
     front = torch.cumsum(per, dim=-1) - 2 * alpha  # losses in front of sample j, incl. an exit at j

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ivus_sim.physics.attenuation import leading_edges
-from ivus_sim.physics.tissue_table import TissueTable
+from ivus_sim.physics.tissue_table import TissueTable, lookup
 
 __all__ = ["MAX_REVERBERATIONS", "ROUGHNESS", "specular_echoes", "surface_layer"]
 
@@ -37,7 +37,7 @@ def surface_layer(labels: torch.Tensor, table: TissueTable, dz_mm: float,
         dz_mm: depth sample spacing [mm].
         edges: :func:`~ivus_sim.physics.attenuation.leading_edges` of ``labels`` if already computed.
     """
-    gain = table.surface_gain[labels]
+    gain = lookup(table.surface_gain, labels)
     if not bool((gain != 0).any()):
         return None
     s = labels.shape[-1]
@@ -45,7 +45,7 @@ def surface_layer(labels: torch.Tensor, table: TissueTable, dz_mm: float,
     idx = torch.arange(s, device=labels.device, dtype=torch.float32).expand(labels.shape)
     last_edge = torch.cummax(idx * edges, dim=-1).values  # index of the last leading edge at or before j
     depth = (idx - last_edge) * dz_mm
-    return 1 + gain * torch.exp(-depth / table.surface_depth_mm[labels])
+    return 1 + gain * torch.exp(-depth / lookup(table.surface_depth_mm, labels))
 
 
 def specular_echoes(labels: torch.Tensor, table: TissueTable, at_front: torch.Tensor,
@@ -61,7 +61,7 @@ def specular_echoes(labels: torch.Tensor, table: TissueTable, at_front: torch.Te
     """
     b, a, s = labels.shape
     dev = labels.device
-    spec = table.specular_amp[labels]
+    spec = lookup(table.specular_amp, labels)
     edges = (leading_edges(labels) if edges is None else edges) & (spec > 0)
     if generators is None:
         rough = torch.ones((b, a, 1), device=dev)
@@ -82,7 +82,7 @@ def specular_echoes(labels: torch.Tensor, table: TissueTable, at_front: torch.Te
     after = (~inside) & (idx > front[..., None])
     end = torch.where(after.any(-1), torch.argmax(after.int(), dim=-1), torch.full_like(front, s))
     thick = (end - front).clamp_min(1)
-    decay = table.reverb_decay[front_lab[..., 0]]  # (B, A)
+    decay = lookup(table.reverb_decay, front_lab[..., 0])  # (B, A)
     amp0 = torch.gather(out, -1, front[..., None])[..., 0]  # attenuated, roughened surface echo
     k = torch.arange(1, MAX_REVERBERATIONS + 1, device=dev)
     pos = front[..., None] + k * thick[..., None]  # (B, A, K)

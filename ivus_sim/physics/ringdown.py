@@ -15,14 +15,14 @@ import torch
 
 from ivus_sim.config import RingDown
 from ivus_sim.physics.grid import PolarGrid
-from ivus_sim.physics.tissue_table import TissueTable
+from ivus_sim.physics.tissue_table import TissueTable, lookup
 
 __all__ = ["catheter_surface", "ringdown_reflectors", "ringdown_power_scale"]
 
 
 def catheter_surface(labels: torch.Tensor, table: TissueTable) -> torch.Tensor:
     """Index ``(B, A)`` of the first imaged sample of each A-line (after the blanked catheter core)."""
-    imaged = ~table.blank[labels]
+    imaged = ~lookup(table.blank, labels)
     first = torch.argmax(imaged.to(torch.uint8), dim=-1)  # first imaged sample from the axis
     return torch.where(imaged.any(-1), first, torch.full_like(first, labels.shape[-1]))
 

