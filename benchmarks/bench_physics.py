@@ -24,6 +24,7 @@ import platform
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ def peak_memory_mb(size: int, threads: int) -> dict[str, float]:
     return {"peak_rss_mb": d["peak_mb"], "increase_mb": d["peak_mb"] - max(d["base_hwm_mb"], d["base_rss_mb"])}
 
 
-def pymust_reference(counts: list[int], fov_mm: float = 10.0) -> dict[str, float] | None:
+def pymust_reference(counts: list[int], fov_mm: float = 10.0) -> dict[str, Any] | None:
     """Time SIMUS on scatterers drawn from the same phantom; extrapolate to fully developed speckle."""
     try:
         import pymust
@@ -139,7 +140,7 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores visible, torch threads {threads}, "
           f"torch {torch.__version__}, python {platform.python_version()}, load average {load:.1f}")
-    rows = []
+    rows: list[tuple[str, str, int, float, float, int | None]] = []
     sim = PhysicsSimulator()
     t256 = throughput(sim, 256, 16, reps, "cpu")
     rows.append(("CPU", "256 x 256", 16, *t256, 50))
