@@ -75,9 +75,11 @@ class ToyAAEConfig:
         channels: encoder channels per stride-2 stage (decoder mirrors them); the patch sides
             must be divisible by ``2 ** len(channels)``.
         disc_hidden: hidden width of the latent discriminator.
-        epochs: passes over the data. batch_size: patches per minibatch.
+        epochs: passes over the data. batch_size: patches per minibatch (the adversarial game
+            needs steps: the defaults take ~1,800 minibatches on ~400 patches, ~20 s on one CPU thread).
         lr: Adam learning rate of the reconstruction phase.
-        lr_adversarial: Adam learning rate of the discriminator and of the encoder's regularisation step.
+        lr_discriminator: Adam learning rate of the latent discriminator.
+        lr_regularisation: Adam learning rate of the encoder's regularisation (adversarial) step.
         seed: drives initialisation, minibatch order and prior draws.
         snapshot_epochs: after which epochs to record the codes of the first ``n_probe`` patches
             (0 = before training) in :attr:`ToyHistory.snapshots`.
@@ -87,12 +89,13 @@ class ToyAAEConfig:
     z_dim: int = 2
     prior: Prior = Prior.GAUSSIAN
     adversarial: bool = True
-    channels: tuple[int, ...] = (16, 32, 64)
-    disc_hidden: int = 64
-    epochs: int = 20
-    batch_size: int = 64
+    channels: tuple[int, ...] = (8, 16)
+    disc_hidden: int = 32
+    epochs: int = 150
+    batch_size: int = 32
     lr: float = 1e-3
-    lr_adversarial: float = 5e-4
+    lr_discriminator: float = 1e-3
+    lr_regularisation: float = 5e-4
     seed: int = 0
     snapshot_epochs: tuple[int, ...] = ()
     n_probe: int = 512
@@ -119,7 +122,7 @@ class ToyDecoder(nn.Module):
     Shapes: ``z (B, z_dim)`` -> ``x (B, 1, A, S)`` in ``[0, 1]`` (sigmoid).
     """
 
-    def __init__(self, z_dim: int, out_shape: tuple[int, int], channels: Sequence[int] = (16, 32, 64)) -> None:
+    def __init__(self, z_dim: int, out_shape: tuple[int, int], channels: Sequence[int] = (8, 16)) -> None:
         super().__init__()
         f = 2 ** len(channels)
         self.coarse = (channels[-1], out_shape[0] // f, out_shape[1] // f)
@@ -146,8 +149,8 @@ class ToyAAE(nn.Module):
         prior: the prior ``p(z)`` (used by :meth:`sample`).
     """
 
-    def __init__(self, out_shape: tuple[int, int], z_dim: int = 2, channels: Sequence[int] = (16, 32, 64),
-                 disc_hidden: int = 64, prior: Prior = Prior.GAUSSIAN) -> None:
+    def __init__(self, out_shape: tuple[int, int], z_dim: int = 2, channels: Sequence[int] = (8, 16),
+                 disc_hidden: int = 32, prior: Prior = Prior.GAUSSIAN) -> None:
         super().__init__()
         self.encoder = Encoder(1, z_dim=z_dim, channels=channels)
         self.decoder = ToyDecoder(z_dim, out_shape, channels)
@@ -221,8 +224,8 @@ def train_toy_aae(images: torch.Tensor, config: ToyAAEConfig | None = None, *,
         torch.manual_seed(derive_seed(cfg.seed, "aae-toy", "init"))
         model = ToyAAE((x_all.shape[2], x_all.shape[3]), cfg.z_dim, cfg.channels, cfg.disc_hidden, cfg.prior)
     opt_ae = torch.optim.Adam([*model.encoder.parameters(), *model.decoder.parameters()], lr=cfg.lr)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr_adversarial, betas=(0.5, 0.9))
-    opt_g = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr_adversarial, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr_discriminator, betas=(0.5, 0.9))
+    opt_g = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr_regularisation, betas=(0.5, 0.9))
     g_order = torch_generator(cfg.seed, "aae-toy", "order")
     g_prior = torch_generator(cfg.seed, "aae-toy", "prior")
     probe = x_all[: cfg.n_probe]
@@ -311,8 +314,8 @@ def prior_gap_fraction(codes: np.ndarray, prior_samples: np.ndarray, radius: flo
     return float((nearest > radius).float().mean())
 
 
-def physics_patches(n_images: int, *, size: int = 64, n_angles: int = 256, patch_angles: int = 32,
-                    depth_samples: int = 32, seed: int = 0, preset: str = "20mhz",
+def physics_patches(n_images: int, *, size: int = 64, n_angles: int = 128, patch_angles: int = 16,
+                    depth_samples: int = 16, seed: int = 0, preset: str = "20mhz",
                     batch_size: int = 32) -> torch.Tensor:
     """Polar patches of stage-0 physics images of random phantoms.
 
