@@ -19,8 +19,10 @@ table gives mean ± sd over seeds.
 
 Usage::
 
-    python benchmarks/realism.py                      # print JSON + the Markdown section
+    python benchmarks/realism.py                      # JSON to benchmarks/results/realism/, print Markdown
     python benchmarks/realism.py --write-results      # also replace the section in RESULTS.md
+    python benchmarks/realism.py --engines learned --reuse benchmarks/results/realism/results.json \
+        --write-results                               # add one engine to an earlier run
     python benchmarks/realism.py --export sim/        # also write the images + label maps in the
                                                       # `ivus-sim evaluate` folder convention
 
@@ -52,6 +54,8 @@ from ivus_sim.seeding import rng
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+ENGINE_ORDER = ("physics", "learned", "baseline")
+JSON_OUT = ROOT / "benchmarks" / "results" / "realism" / "results.json"
 SECTION = "## Realism"
 SIZE, FOV_MM = 400, 10.0
 KEY_TISSUES = ("perivascular", "lumen_beyond_ringdown", "fibrous", "necrotic_core", "dense_calcium", "media")
@@ -182,7 +186,7 @@ def measure(engine: Engine, seeds: list[int], n_phantoms: int, n_div: int, k_div
             "shadow_ratio": sh["shadow_ratio"] if sh else None,
             "diversity_l1": div["mean_l1"], "diversity_1_minus_ssim": div["mean_1_minus_ssim"],
         })
-    return {"engine": engine.name, "note": engine.note, "per_seed": per_seed}
+    return {"engine": engine.name, "key": engine.key, "note": engine.note, "per_seed": per_seed}
 
 
 def _export(root: Path, engine: Engine, seed: int, imgs: np.ndarray, labels: np.ndarray) -> None:
@@ -335,10 +339,13 @@ def main() -> None:
     ap.add_argument("--diversity-phantoms", type=int, default=3)
     ap.add_argument("--diversity-samples", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--engines", nargs="+", default=["physics", "learned", "baseline"])
+    ap.add_argument("--engines", nargs="+", default=list(ENGINE_ORDER), choices=ENGINE_ORDER)
     ap.add_argument("--no-self-check", action="store_true", help="skip the full-size metric sanity check")
     ap.add_argument("--export", type=Path, help="also write images + labels for `ivus-sim evaluate`")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
+    ap.add_argument("--json-out", type=Path, default=JSON_OUT, help="where to save the full JSON results")
+    ap.add_argument("--reuse", type=Path, help="previous JSON results: rows of engines not run now and the "
+                    "self-check (when skipped) are taken from it, e.g. to add the learned model later")
     a = ap.parse_args()
 
     reference = load_reference_stats()
@@ -350,18 +357,28 @@ def main() -> None:
         elif name == "learned":
             try:
                 engines.append(Learned(a.device))
-            except Exception as e:  # no embedded weights yet: skip with a note
-                notes.append(f"learned default model skipped: {type(e).__name__}: {e}")
+            except Exception as err:  # no embedded weights yet: skip with a note
+                notes.append(f"learned default model skipped: {type(err).__name__}: {err}")
         elif name == "baseline":
             engines.append(Baseline(reference))
     rows = [measure(e, a.seeds, a.phantoms, a.diversity_phantoms, a.diversity_samples, reference, a.export)
             for e in engines]
+    previous = json.loads(a.reuse.read_text()) if a.reuse else None
+    if previous is not None:
+        if previous["seeds"] != a.seeds or previous["n_phantoms"] != a.phantoms:
+            raise SystemExit(f"--reuse {a.reuse}: other seeds/phantoms than this run")
+        run = {r["key"] for r in rows}
+        rows = sorted(rows + [r for r in previous["rows"] if r["key"] not in run],
+                      key=lambda r: ENGINE_ORDER.index(r["key"]))
+        notes += [n for n in previous["notes"] if "skipped" not in n and n not in notes]
     for e in engines:
         if e.note:
             notes.append(f"{e.name}: {e.note}")
     phys = next((e for e in engines if isinstance(e, Physics)), None)
     base = next((e for e in engines if isinstance(e, Baseline)), None)
     check = self_check(phys, base, a.phantoms, a.seeds[0]) if phys and base and not a.no_self_check else None
+    if check is None and previous is not None:
+        check = previous.get("self_check")
     import torch
 
     res = {
@@ -373,7 +390,8 @@ def main() -> None:
         "rows": rows, "summary": summarise(rows, reference), "notes": notes, "user_commands": USER_COMMANDS,
         "self_check": check,
     }
-    print(json.dumps(res, indent=1, default=float))
+    a.json_out.parent.mkdir(parents=True, exist_ok=True)
+    a.json_out.write_text(json.dumps(res, indent=1, default=float) + "\n")
     text = markdown(res)
     print(text)
     if a.write_results:
