@@ -77,7 +77,7 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "argv": [sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "ivus-sim tests",
         "language": "python",
-        "env": {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
+        "env": {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
     }))
     return root
