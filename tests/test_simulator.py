@@ -307,6 +307,13 @@ def test_default_model_card_and_determinism(default: Simulator, phantom: Phantom
     assert (a.images[:, ~fov_mask(48)] == 0).all()
 
 
+def test_default_pullback_does_not_flicker(default: Simulator) -> None:
+    labels = np.repeat(random_phantom(3, size=48).labels, 9, axis=0)
+    smooth = default.generate(labels, n=1, seed=0).images.astype(float)
+    indep = default.generate(labels, n=1, seed=0, frames_per_code=1).images.astype(float)
+    assert np.abs(np.diff(smooth, axis=1)).mean() < 0.35 * np.abs(np.diff(indep, axis=1)).mean()
+
+
 @pytest.mark.parametrize("engine", ["physics", "default"])
 def test_shadow_behind_calcium(engine: str, request: pytest.FixtureRequest) -> None:
     """Same measurement and margins as the physics engine's test: shadowed tissue is darker than the same
