@@ -34,6 +34,7 @@ about a minute each, two at a time)::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import os
@@ -42,6 +43,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,29 +75,34 @@ def _normalise(img: np.ndarray) -> np.ndarray:
     return (img - img.mean()) / (img.std() + 1e-6)
 
 
-def _load_decathlon(root: Path) -> Split:
-    """Read an augment dataset (MONAI layout) with MONAI's own loaders."""
+def _load_decathlon(root: Path, size: int) -> Split:
+    """Read an augment dataset (MONAI layout) with MONAI's own loaders, resized to ``size`` if needed."""
     from monai.data import load_decathlon_datalist
-    from monai.transforms import LoadImaged
+    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Resized
 
     items = load_decathlon_datalist(str(root / "dataset.json"), is_segmentation=True, data_list_key="training",
                                     base_dir=str(root))
-    load = LoadImaged(keys=["image", "label"], image_only=True)
+    steps: list[Any] = [LoadImaged(keys=["image", "label"], image_only=True),
+                        EnsureChannelFirstd(keys=["image", "label"], channel_dim="no_channel")]
+    if json.loads((root / "augment.json").read_text())["phantoms"]["size"] != size:
+        steps.append(Resized(keys=["image", "label"], spatial_size=(size, size), mode=("area", "nearest")))
+    load = Compose(steps)
     imgs, labs = [], []
     for it in items:
         d = load(it)
-        imgs.append(_normalise(np.asarray(d["image"]).squeeze()))
-        labs.append(np.asarray(d["label"]).squeeze().astype(np.int64))
+        imgs.append(_normalise(np.asarray(d["image"])[0]))
+        labs.append(np.asarray(d["label"])[0].astype(np.int64))
     return Split(torch.from_numpy(np.stack(imgs))[:, None], torch.from_numpy(np.stack(labs))[:, None])
 
 
-def _augment(out: Path, n: int, seed: int, spec: EngineSpec, size: int, workers: int) -> Split:
-    cfg = AugmentConfig(n=n, out=out, seed=seed, engine=spec, size=size, fmt=ImageFormat.PNG,
+def _augment(out: Path, n: int, seed: int, spec: EngineSpec, gen_size: int, size: int, workers: int) -> Split:
+    """Write ``n`` pairs with ``ivus_sim.augment`` at ``gen_size`` px and load them at ``size`` px."""
+    cfg = AugmentConfig(n=n, out=out, seed=seed, engine=spec, size=gen_size, fmt=ImageFormat.PNG,
                         labels_map=LabelMapping.builtin("lumen-wall"))
     t0 = time.perf_counter()
     rep = run_augment(cfg, workers=workers, progress=True)
     print(f"  {spec.describe()}: {rep.written} new + {rep.existing} existing pairs in {time.perf_counter() - t0:.0f} s")
-    return _load_decathlon(out)
+    return _load_decathlon(out, size)
 
 
 def _load_pairs(folder: Path, size: int) -> Split:
@@ -247,6 +254,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=96, help="image side [px] (64-128)")
     ap.add_argument("--n-real", type=int, nargs="+", default=[8, 24],
                     help="real(-like) training set sizes, arms (a) and (b) (nested subsets of one pool)")
+    ap.add_argument("--gen-size", type=int, default=None,
+                    help="simulate at this size [px] and downsample to --size (default: --size)")
     ap.add_argument("--n-test", type=int, default=48, help="held-out real(-like) test images (simulated domain)")
     ap.add_argument("--n-synth", type=int, default=240, help="synthetic images from augment, arms (b) and (c)")
     ap.add_argument("--steps", type=int, default=250, help="optimiser steps per training run")
@@ -268,15 +277,17 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="segbench_"))
     spec, gen_desc = _generator(args.generator)
     pixel_mm = 10.0 / args.size
+    gen_size = args.gen_size or args.size
     print("generating data ...")
     n_pool = max(args.n_real)
     if args.real is None:
         real_spec = EngineSpec(engine=Engine.PHYSICS, preset="40mhz")
-        real = _augment(work / "real_40mhz", args.n_test + n_pool, REAL_SEED, real_spec, args.size, args.workers)
+        real = _augment(work / f"real_40mhz_{gen_size}", args.n_test + n_pool, REAL_SEED, real_spec, gen_size,
+                        args.size, args.workers)
         order = np.arange(len(real))  # test: the first n_test cases; training pool: the rest
         test = _subset(real, order[: args.n_test])
         domain = (f"stage-0 physics engine, 40 MHz preset, seed {REAL_SEED} ({args.n_test} test images,"
-                  f" {args.size} px)")
+                  f" {args.size} px" + (f", simulated at {gen_size} px" if gen_size != args.size else "") + ")")
     else:
         real = _load_pairs(args.real, args.size)
         if len(real) <= n_pool:
@@ -285,8 +296,8 @@ def main() -> None:
         test = _subset(real, order[: len(real) - n_pool])
         domain = f"real data from {args.real} ({len(test)} test images, {args.size} px)"
     train_pool = order[len(test):]  # training sets are nested: the first k of the pool
-    synth = _augment(work / f"synth_{spec.describe().replace(':', '_')}", args.n_synth, SYNTH_SEED, spec, args.size,
-                     args.workers)
+    synth = _augment(work / f"synth_{spec.describe().replace(':', '_')}_{gen_size}", args.n_synth, SYNTH_SEED, spec,
+                     gen_size, args.size, args.workers)
 
     arms: dict[str, list[Split]] = {}
     for k in sorted(set(args.n_real)):
