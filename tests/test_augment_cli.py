@@ -55,3 +55,24 @@ def test_cli_option_errors(tmp_path):
     assert res.exit_code == 2 and "exclude each other" in res.output
     res = runner.invoke(app, [*BASE, "--n", "0", "--out", str(tmp_path / "c")])
     assert res.exit_code == 2 and "--n must be >= 1" in res.output
+
+
+def test_cli_default_engine_is_the_embedded_learned_model(tmp_path):
+    import pytest
+
+    from ivus_sim.weights import has_default_model
+
+    if not has_default_model():
+        pytest.skip("no embedded default model in this checkout")
+    out = tmp_path / "ds"
+    res = runner.invoke(app, ["augment", "--n", "2", "--out", str(out), "--size", "64", "--workers", "0",
+                              "--no-progress", "--format", "png"])
+    assert res.exit_code == 0, res.output
+    sidecar = json.loads((out / "imagesTr" / "ivus_000001.json").read_text())
+    assert sidecar["run"]["engine"]["engine"] == "learned" and sidecar["simulator"]["engine"] == "learned"
+    assert sidecar["simulator"]["model_id"]
+    import csv
+
+    with open(out / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["engine"] for r in rows] == ["learned:default"] * 2
