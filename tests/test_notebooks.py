@@ -90,7 +90,8 @@ def test_notebook_executes(path: Path, tmp_path: Path, kernel_dir: Path, monkeyp
     from jupyter_client.manager import KernelManager
     from nbclient.exceptions import CellExecutionError
 
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ".jupyter-runtime"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ".jupyter-runtime"))  # connection files
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / ".ipython"))  # no writes to the user's home
     nb = nbformat.read(path, as_version=4)
     ksm = KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False)
     km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=ksm)
