@@ -449,10 +449,7 @@ class Trainer:
 
     def plot_latent_curve(self, path: Path) -> Path | None:
         """Plot the latent-discriminator losses against their equilibrium log 2 (the AAE health signal)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from ivus_sim import plotting as plt
 
         hist = self.history()
         keys = [k for k in ("s1_latent_d", "s2_latent_d") if any(k in r for r in hist)]

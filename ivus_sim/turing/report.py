@@ -136,7 +136,7 @@ def _csv_bytes(header: list[str], rows: list[Any], prefix: str = "") -> bytes:
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    from ivus_sim import plotting as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -145,10 +145,7 @@ def _png(fig: Any) -> str:
 
 
 def _plots(an: StudyAnalysis) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ivus_sim import plotting as plt
 
     plots: dict[str, str] = {}
     rows: list[ReaderResult] = [*an.readers, an.pooled]
