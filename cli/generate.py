@@ -7,8 +7,10 @@ names, overwrite protection before anything is written) and writing through :mod
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -64,6 +66,26 @@ class PrecisionChoice(str, Enum):
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"
+
+
+@contextlib.contextmanager
+def _threads(threads: int) -> Iterator[None]:
+    """Torch CPU threads for the command (``threads >= 1``; 0 keeps torch's default), restored afterwards."""
+    import torch
+
+    if threads < 0:
+        raise IvusSimError(f"--threads must be >= 0, got {threads}")
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+_THREADS_HELP = ("CPU threads (0: all cores). 1 is fastest for a few images and on a busy machine; "
+                 "for large batches on idle cores try 2+, or run one process per core.")
 
 
 def _make_simulator(engine: EngineChoice, model: Path | None, preset: str, device: str,
@@ -215,8 +237,17 @@ def generate(
     precision: Annotated[PrecisionChoice, typer.Option("--precision", help="Learned networks' arithmetic: auto "
                                                        "(bf16 where the hardware has it natively), fp32, bf16.")
                          ] = PrecisionChoice.AUTO,
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
 ) -> None:
     """Simulate IVUS images from phantoms (the embedded learned model by default)."""
+    with _threads(threads):
+        _generate(phantom, out, n, seed, z, size, fov_mm, save_stages, fmt, model, engine, preset, overwrite, device,
+                  precision)
+
+
+def _generate(phantom: Path, out: Path, n: int, seed: int, z: str | None, size: int, fov_mm: float | None,
+              save_stages: bool, fmt: OutputFormat, model: Path | None, engine: EngineChoice, preset: str,
+              overwrite: bool, device: str, precision: PrecisionChoice) -> None:
     from tqdm import tqdm
 
     from ivus_sim.phantom.reader import list_phantom_files, read_phantom
@@ -305,8 +336,16 @@ def explore(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "auto",
     precision: Annotated[PrecisionChoice, typer.Option("--precision", help="auto, fp32 or bf16.")
                          ] = PrecisionChoice.AUTO,
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
 ) -> None:
     """Sweep the latent manifold (a grid over two latent dimensions) or interpolate between two codes."""
+    with _threads(threads):
+        _explore(phantom, out, grid, dims, interpolate, seed, size, fov_mm, frame, model, overwrite, device, precision)
+
+
+def _explore(phantom: Path, out: Path, grid: int, dims: str, interpolate: tuple[str, str] | None, seed: int,
+             size: int, fov_mm: float | None, frame: int, model: Path | None, overwrite: bool, device: str,
+             precision: PrecisionChoice) -> None:
     from ivus_sim.io import check_writable, save_png, sidecar_path, write_json
     from ivus_sim.phantom.reader import read_phantom
 

@@ -65,7 +65,7 @@ __all__ = [
 
 #: frames between two independent anchor draws along a pullback
 DEFAULT_FRAMES_PER_CODE = 8
-_DEFAULT_BATCH = 16
+_DEFAULT_BATCH = 8
 
 
 class Engine(str, Enum):
