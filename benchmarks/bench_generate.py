@@ -157,7 +157,9 @@ def cli_end_to_end(model: str | None, runs: int) -> dict[str, Any]:
                 walls.append(wall)
                 cpus.append(usage.ru_utime + usage.ru_stime)
                 rss.append(usage.ru_maxrss / 1024)
-    return {"command": " ".join(["ivus-sim", *args[len(cmd):]]).replace(str(ROOT) + "/", ""),
+    shown = ["ivus-sim", *args[len(cmd):]]
+    shown[shown.index("--out") + 1] = "one.png"
+    return {"command": " ".join(shown).replace(str(ROOT) + "/", ""),
             "runs": runs, "wall_s_median": round(statistics.median(walls), 2), "wall_s_max": round(max(walls), 2),
             "wall_s_all": [round(w, 2) for w in walls], "cpu_s_median": round(statistics.median(cpus), 2),
             "peak_rss_mib_max": round(max(rss), 1), "measured_with": "GNU time" if gnu_time.exists() else "wait4"}
@@ -176,6 +178,10 @@ def markdown(res: dict[str, Any]) -> str:
     for r in res["throughput"]:
         lines.append(f"| {r['device']} | {r['precision']} | {r['threads']} | {r['size']} | {r['batch']} | "
                      f"{r['images_per_s']} | {r['ms_per_image']} | {r['cpu_ms_per_image']} |")
+    if any(r["threads"] > 1 for r in res["throughput"] if r["device"] == "cpu"):
+        lines += ["", "Rows with more than one thread: when the other core is busy, torch's OpenMP threads wait for "
+                  "each other and the CPU time per image rises; this is why `ivus-sim generate` defaults to "
+                  "`--threads 1` (use one process per core for throughput)."]
     one = [r for r in res["throughput"] if r["device"] == "cpu" and r["threads"] == 1]
     if one:
         best = min(one, key=lambda r: r["cpu_ms_per_image"])
@@ -188,7 +194,8 @@ def markdown(res: dict[str, Any]) -> str:
     if c:
         lines += ["", f"One-image CLI call end to end (`{c['command']}`, fresh process, {c['runs']} runs): "
                   f"median {c['wall_s_median']} s wall (max {c['wall_s_max']} s), {c['cpu_s_median']} s of CPU time "
-                  f"(user + system); peak RSS {c['peak_rss_mib_max']} MiB.",
+                  f"(user + system); peak RSS {c['peak_rss_mib_max']} MiB. Wall time above CPU time is time spent "
+                  "waiting for a core (see the load average); on an idle machine the call takes about its CPU time.",
                   "", "Targets: >= 20 images/s batched on 2 CPU cores at 256 x 256; CLI < 5 s; peak RSS < 1.5 GB."]
     return "\n".join(lines) + "\n"
 
@@ -222,7 +229,14 @@ def main() -> None:
     ap.add_argument("--no-cli", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
+    ap.add_argument("--render", type=Path, default=None, help="only re-render a --json result as Markdown")
     a = ap.parse_args()
+    if a.render:
+        md = markdown(json.loads(a.render.read_text()))
+        print(md)
+        if a.write_results:
+            write_section(md)
+        return
 
     res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                            "threads": a.threads}
