@@ -27,7 +27,7 @@ _REAL, _FAKE, _REF = "#0072B2", "#D55E00", "#009E73"  # Okabe-Ito
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    from ivus_sim import plotting as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -36,12 +36,9 @@ def _png(fig: Any) -> str:
 
 
 def _plt() -> Any:
-    import matplotlib
+    from ivus_sim import plotting
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return plotting
 
 
 def _fmt(v: Any) -> str:
