@@ -59,6 +59,34 @@ def throughput(sim: PhysicsSimulator, size: int, batch: int, repeats: int, devic
     return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
+def _worker(size: int, batch: int, repeats: int, barrier: Any, out: Any) -> None:
+    torch.set_num_threads(1)
+    sim = PhysicsSimulator()
+    labels = np.concatenate([random_phantom(0, size=size, index=i).labels for i in range(batch)])
+    sim.simulate(labels[:2], seed=0)  # warm-up
+    barrier.wait()
+    t0 = time.perf_counter()
+    for r in range(repeats):
+        sim.simulate(labels, seed=r)
+    out.put((t0, time.perf_counter()))
+
+
+def parallel_throughput(size: int, batch: int, repeats: int, workers: int) -> float:
+    """Images per wall-clock second of ``workers`` single-thread processes simulating at once."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(size, batch, repeats, barrier, out)) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    spans = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return workers * batch * repeats / (end - start)
+
+
 _MEM_SCRIPT = """
 import json
 import numpy as np, torch
@@ -132,6 +160,8 @@ def main() -> None:
     ap.add_argument("--pymust-scatterers", default="200,500", help="SIMUS scatterer counts to time")
     ap.add_argument("--no-pymust", action="store_true", help="skip the SIMUS reference")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="also time this many single-thread worker processes at once (default: all cores)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -151,6 +181,7 @@ def main() -> None:
         name = f"CUDA ({torch.cuda.get_device_name(0)})"
         rows.append((name, "256 x 256", 64, *throughput(gsim, 256, 64, reps, "cuda"), None))
         rows.append((name, "512 x 512", 32, *throughput(gsim, 512, 32, reps, "cuda"), None))
+    par = {size: parallel_throughput(size, batch, 2 * reps, a.workers) for size, batch in ((256, 16), (512, 8))}
     mem = peak_memory_mb(512, threads)
     print("\n| device | output | batch | images/s (wall clock) | images per CPU-second | target (2 cores) |"
           "\n|---|---|---|---|---|---|")
@@ -158,6 +189,8 @@ def main() -> None:
         tgt = f">= {target}" if target else "-"
         print(f"| {dev} | {size} | {batch} | {ips:.1f} | {ipc:.1f} | {tgt} |")
     print("\n(images per CPU-second = the rate on one uncontended core; wall clock depends on the load of the machine)")
+    for side, rate in par.items():
+        print(f"{a.workers} single-thread worker processes at once, {side} x {side}: {rate:.1f} images/s (wall clock)")
     print(f"\npeak RSS for one 512 x 512 image: {mem['peak_rss_mb']:.0f} MB in total, "
           f"{mem['increase_mb']:.0f} MB above the process after imports (target < 500 MB)")
     if not a.no_pymust:
