@@ -243,6 +243,8 @@ def _init_worker(config: AugmentConfig, run_record: dict[str, Any]) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if _WORKER is not None:  # inherited from the parent through fork
+        return
     try:
         _WORKER = _CaseMaker(config, run_record)
     except BaseException as e:  # reported by the first task (a failing initializer would respawn forever)
@@ -440,10 +442,21 @@ def _generate(config: AugmentConfig, record: dict[str, Any], todo: list[int], wo
             for i in todo:
                 yield maker.make(i)
         return
+    global _WORKER
     methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config, record)) as pool:
-        yield from pool.imap_unordered(_work, todo, chunksize=1)
+    fork = "fork" in methods
+    ctx = mp.get_context("fork" if fork else "spawn")
+    if fork:
+        # build the simulator (and import everything it needs) once, here: forked workers inherit it,
+        # and an engine that cannot be built fails before any worker starts
+        if config.fmt is ImageFormat.NIFTI:
+            import nibabel  # noqa: F401
+        _WORKER = _CaseMaker(config, record)
+    try:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(config, record)) as pool:
+            yield from pool.imap_unordered(_work, todo, chunksize=1)
+    finally:
+        _WORKER = None
 
 
 def regenerate_case(sidecar: dict[str, Any] | str | Path) -> tuple[np.ndarray, np.ndarray]:
