@@ -24,8 +24,8 @@ is not available, the physics engine with the **20 MHz** preset (``--generator p
 ``<case>_image.png`` / ``<case>_label.png`` with labels 0 background, 1 lumen, 2 wall; after a
 seeded shuffle, the last ``max(--n-real)`` cases are the training pool and the rest the test set.
 
-Runtime: about 10 minutes on 2 idle CPU cores with the defaults (96 px, 15 training runs of
-about a minute each, two at a time)::
+Runtime with the defaults (96 px, 15 training runs, two at a time with one thread each): 5-7
+minutes on the 2-core development machine while shared (load 2-6)::
 
     nice python benchmarks/segmentation_benchmark.py --out benchmarks/results/segmentation
     python benchmarks/segmentation_benchmark.py --real /data/ivus_pairs --n-real 10 30
