@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "save_png",
     "save_nifti",
     "array_hash",
+    "json_default",
     "check_writable",
 ]
 
@@ -73,23 +75,29 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     return path
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for the toolkit's records: numpy scalars/arrays, torch tensors,
+    paths, enums, and objects with ``to_dict()``."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
         return float(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
+    if type(o).__module__.startswith("torch") and hasattr(o, "tolist"):  # tensors, without importing torch
+        return o.tolist()
     if isinstance(o, Path):
         return str(o)
-    if hasattr(o, "value"):  # enums
+    if isinstance(o, Enum):
         return o.value
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, default=_json_default, sort_keys=False) + "\n"
+    text = json.dumps(obj, indent=2, default=json_default, sort_keys=False) + "\n"
     return atomic_write(path, lambda fh: fh.write(text.encode()))
 
 

@@ -41,6 +41,7 @@ import torch
 from ivus_sim import __version__
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar, polar_to_cart
+from ivus_sim.io import json_default
 from ivus_sim.phantom.phantom import Phantom
 from ivus_sim.seeding import torch_generator
 
@@ -596,7 +597,7 @@ class Simulator:
         }
         if ph.n_frames > 1:
             rec["frames_per_code"] = frames_per_code
-        return json.loads(json.dumps(rec, default=_json_default))
+        return json.loads(json.dumps(rec, default=json_default))
 
     # ------------------------------------------------------------- regeneration
     def regenerate(self, record: dict[str, Any], phantom: Phantom | np.ndarray) -> np.ndarray:
@@ -716,20 +717,3 @@ class Simulator:
                "z_a": _floats(za[0]), "z_b": _floats(zb[0])}
         return GridResult(images=tiles.reshape(1, steps, *labels.shape), codes=codes.numpy()[None], record=rec)
 
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, Enum):
-        return o.value
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
