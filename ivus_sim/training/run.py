@@ -67,7 +67,14 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
         trainer = Trainer(cfg, dataset, out, stages=STAGE_CHOICES[stage], device=dev, seed=seed,
                           data_description=description, data_fingerprint=fingerprint, command=cmd,
                           progress=progress)
-        return trainer.fit(resume=resume, stop_after=stop_after)
+        result = trainer.fit(resume=resume, stop_after=stop_after)
+        if world > 1:
+            import torch.distributed as dist
+
+            # rank 0 hosts the rendezvous store and writes the final outputs: no rank may tear
+            # down the group while another still uses it (seen as SIGABRT of rank 1 under load)
+            dist.barrier()
+        return result
     finally:
         if world > 1:
             import torch.distributed as dist
