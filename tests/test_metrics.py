@@ -136,8 +136,16 @@ def test_bad_inputs_are_one_line_user_errors(tmp_path):
     with pytest.raises(IvusSimError, match="unknown tissue ids 77"):
         load_image_set(d)
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(d / "a_label.png")
-    with pytest.raises(IvusSimError, match="differ in size"):
+    with pytest.raises(IvusSimError, match="no lumen"):
         load_image_set(d)
+    # a label map of another size (or a colour sketch) is read by the phantom reader and
+    # resampled, nearest neighbour, to its image's size
+    small = np.zeros((16, 16), np.uint8)
+    small[4:12, 4:12] = 1
+    Image.fromarray(small).save(d / "a_label.png")
+    s = load_image_set(d)
+    assert s.labels[0].shape == (32, 32)
+    assert (s.labels[0] == 1).sum() > (s.labels[0] == 1).size * 0.15
 
 
 def test_polar_frame_and_eroded_masks():

@@ -36,7 +36,7 @@ from scipy import ndimage
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import Interp, cart_to_polar
 from ivus_sim.io import array_hash
-from ivus_sim.tissues import TISSUES, Tissue, check_ids
+from ivus_sim.tissues import TISSUES, Tissue
 
 __all__ = [
     "N_ANGLES",
@@ -140,26 +140,18 @@ def load_gray(path: Path) -> np.ndarray:
     return a
 
 
-def load_labels(path: Path) -> np.ndarray:
-    """Read a label map of tissue ids as ``(N, N)`` uint8; unknown ids are an error."""
-    from PIL import Image, UnidentifiedImageError
+def load_labels(path: Path, size: int | None = None) -> np.ndarray:
+    """Read a label map as ``(N, N)`` uint8 tissue ids, through the one phantom reader.
 
-    try:
-        im = Image.open(path)
-        if im.mode not in ("L", "P", "I", "I;16"):
-            raise IvusSimError(f"{path}: label maps must be single-channel tissue ids, got mode {im.mode}")
-        a = np.asarray(im)
-    except (UnidentifiedImageError, OSError) as e:
-        raise IvusSimError(f"{path}: cannot read label map ({e})") from None
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise IvusSimError(f"{path}: expected a square single-channel label map, got shape {a.shape}")
-    if a.max(initial=0) > 255:
-        raise IvusSimError(f"{path}: label values above 255 are not tissue ids")
-    a = a.astype(np.uint8)
-    bad = check_ids(a)
-    if bad:
-        raise IvusSimError(f"{path}: unknown tissue ids {', '.join(map(str, bad[:10]))}")
-    return a
+    Anything :func:`ivus_sim.phantom.reader.read_phantom` reads works (label PNG/TIFF of tissue ids,
+    a colour sketch, NIfTI, ``.npy``); ``size`` resamples it (nearest) to the image it belongs to.
+    """
+    from ivus_sim.phantom.reader import read_phantom
+
+    ph = read_phantom(path, size=size)
+    if ph.n_frames != 1:
+        raise IvusSimError(f"{path}: expected one label frame, got a {ph.n_frames}-frame pullback")
+    return ph.label_map
 
 
 def _discover(folder: Path) -> list[tuple[str, Path]]:
@@ -229,7 +221,7 @@ def load_image_set(
         lp = _find_label(name, lab_folders, path)
         lab: np.ndarray | None
         if lp is not None:
-            lab = load_labels(lp)
+            lab = load_labels(lp, size=img.shape[0])
         else:
             lab = fb.get(name)
             if lab is None:
