@@ -20,7 +20,8 @@ Folder conventions (as ``shared/calibration/measure.py``, plus a generic one):
   (:func:`base_name`), and pairs with the real frame of that name.
 
 Images are read as 8-bit display values (RGB is converted to grey, 16-bit is scaled to
-0-255); label maps are single-channel tissue ids (:mod:`ivus_sim.tissues`).
+0-255); label maps are read by :func:`ivus_sim.phantom.reader.read_phantom` (tissue ids of
+:mod:`ivus_sim.tissues`, or colour sketches) and resampled to their image's size.
 """
 
 from __future__ import annotations
