@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from _helpers import synthetic_frames
 from PIL import Image
 from typer.testing import CliRunner
 
 from ivus_sim.cli.main import app
-from ivus_sim.geometry import radius_map
 
 runner = CliRunner()
 
@@ -26,21 +26,9 @@ def _one_thread():
 
 def _write_frames(folder, n, seed, size=64, with_labels=True, shift=0.0, image_suffix="_image"):
     folder.mkdir(parents=True, exist_ok=True)
-    r = radius_map(size)
-    lab = np.zeros((size, size), np.uint8)
-    lab[r < 0.6] = 6
-    lab[r < 0.55] = 2
-    lab[r < 0.4] = 1
-    _, xx = np.mgrid[:size, :size]
-    lab[(r < 0.55) & (r > 0.42) & (xx > size * 0.7)] = 5
-    lab[r < 0.115] = 7
-    lab[r > 1] = 255
-    means = np.zeros(256)
-    means[[0, 1, 2, 5, 6, 7]] = [90, 15, 120, 220, 40, 5]
-    g = np.random.default_rng(seed)
-    for i in range(n):
-        img = np.clip(means[lab] * g.rayleigh(1.0, lab.shape) / 1.2533 + shift, 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(folder / f"frame_{i:02d}{image_suffix}.png")
+    imgs, lab = synthetic_frames(n, seed, size, shift)
+    for i, img in enumerate(imgs):
+        Image.fromarray(img.astype(np.uint8)).save(folder / f"frame_{i:02d}{image_suffix}.png")
         if with_labels:
             Image.fromarray(lab).save(folder / f"frame_{i:02d}_label.png")
 

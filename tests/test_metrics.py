@@ -9,11 +9,11 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import torch
+from _helpers import synthetic_frames
 from PIL import Image
 from scipy import ndimage, stats
 
 from ivus_sim.errors import IvusSimError
-from ivus_sim.geometry import radius_map
 from ivus_sim.metrics.c2st import C2STConfig, assign_folds, classifier_two_sample_test, roc_auc
 from ivus_sim.metrics.diversity import group_by_labels, pairwise_diversity
 from ivus_sim.metrics.evaluate import EvaluateConfig, evaluate
@@ -79,19 +79,7 @@ def polar_set(n_frames, seed, blur=0.0, noise_only=False, shape=(96, 64)):
 
 def cart_frames(n, seed, size=64, shift=0.0):
     """Cartesian frames with a label map (for the folder / end-to-end tests)."""
-    r = radius_map(size)
-    lab = np.zeros((size, size), np.uint8)
-    lab[r < 0.6] = 6
-    lab[r < 0.55] = 2
-    lab[r < 0.4] = 1
-    _, xx = np.mgrid[:size, :size]
-    lab[(r < 0.55) & (r > 0.42) & (xx > size * 0.7)] = 5
-    lab[r < 0.115] = 7
-    lab[r > 1] = 255
-    means = np.zeros(256)
-    means[[0, 1, 2, 5, 6, 7]] = [90, 15, 120, 220, 40, 5]
-    g = np.random.default_rng(seed)
-    imgs = [np.clip(means[lab] * g.rayleigh(1.0, lab.shape) / 1.2533 + shift, 0, 255) for _ in range(n)]
+    imgs, lab = synthetic_frames(n, seed, size, shift)
     return [im.round() for im in imgs], [lab] * n
 
 

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _helpers import free_port
 from typer.testing import CliRunner
 
 from ivus_sim.cli.main import app
 from ivus_sim.training import load_model
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -30,7 +24,7 @@ def test_torchrun_two_processes_train_one_model(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "ivus_sim.cli.main", "train", "--config", "smoke",
+           f"--master_port={free_port()}", "-m", "ivus_sim.cli.main", "train", "--config", "smoke",
            "--data", str(data), "--out", str(run), "--device", "cpu", "--no-progress"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]

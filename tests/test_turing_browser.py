@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from _helpers import free_port, start_turing_server
 
 from ivus_sim.turing.analysis import analyze_study
 from ivus_sim.turing.demo import make_demo_images
@@ -24,30 +22,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(study: Path, port: int) -> subprocess.Popen:
-    import httpx
-
-    script = Path(sys.executable).with_name("ivus-sim")  # the installed console script, as a user runs it
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ivus_sim.cli.main"]
-    proc = subprocess.Popen([*cmd, "turing", "serve", str(study), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
 def test_browser_keyboard_mouse_reload_resume(tmp_path: Path) -> None:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
@@ -58,8 +32,8 @@ def test_browser_keyboard_mouse_reload_resume(tmp_path: Path) -> None:
     built = build_study(tmp_path / "real", tmp_path / "fake", tmp_path / "study",
                         StudyConfig(n_readers=2, size=32, seed=6, block_size=3), progress=False)
     reader, token = next(iter(built.readers.items()))
-    port = _free_port()
-    proc = _serve(tmp_path / "study", port)
+    port = free_port()
+    proc = start_turing_server(tmp_path / "study", port)
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

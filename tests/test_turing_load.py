@@ -6,45 +6,20 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from _helpers import free_port, start_turing_server
 
 from ivus_sim.turing.demo import make_demo_images
 from ivus_sim.turing.store import DB_NAME, Store
 from ivus_sim.turing.study import StudyConfig, build_study
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(study: Path, port: int) -> subprocess.Popen:
-    script = Path(sys.executable).with_name("ivus-sim")  # the installed console script, as a user runs it
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ivus_sim.cli.main"]
-    proc = subprocess.Popen([*cmd, "turing", "serve", str(study), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -107,8 +82,8 @@ def _study(root: Path, n_pairs: int, n_readers: int, block: int) -> tuple[Path, 
 
 def test_ten_concurrent_readers_lose_nothing(tmp_path: Path) -> None:
     study, readers = _study(tmp_path, n_pairs=100, n_readers=10, block=50)
-    port = _free_port()
-    proc = _start(study, port)
+    port = free_port()
+    proc = start_turing_server(study, port, capture=True)
     try:
         acks: dict[str, list] = {rid: [] for rid in readers}
         stop = threading.Event()
@@ -130,8 +105,8 @@ def test_ten_concurrent_readers_lose_nothing(tmp_path: Path) -> None:
 
 def test_sigkill_keeps_every_acknowledged_answer(tmp_path: Path) -> None:
     study, readers = _study(tmp_path, n_pairs=30, n_readers=3, block=1000)
-    port = _free_port()
-    proc = _start(study, port)
+    port = free_port()
+    proc = start_turing_server(study, port, capture=True)
     acks: dict[str, list] = {rid: [] for rid in readers}
     stop = threading.Event()
     threads = [threading.Thread(target=_reader, args=(f"http://127.0.0.1:{port}", tok, i, acks[rid], stop))
@@ -157,8 +132,8 @@ def test_sigkill_keeps_every_acknowledged_answer(tmp_path: Path) -> None:
         assert len(stored[rid]) - len(acked[rid]) <= 1  # at most the one in flight was stored unacknowledged
         assert [p for p, _, _ in stored[rid]] == list(range(len(stored[rid])))  # no gaps
     # restart: every reader resumes exactly at the first unanswered trial and can finish
-    port2 = _free_port()
-    proc2 = _start(study, port2)
+    port2 = free_port()
+    proc2 = start_turing_server(study, port2, capture=True)
     try:
         for rid, tok in readers.items():
             page = httpx.get(f"http://127.0.0.1:{port2}/r/{tok}", timeout=30).text
