@@ -283,6 +283,23 @@ class TwoStageAAE(nn.Module):
             raise IvusSimError(f"{name} must have shape ({batch}, {dim}), got {tuple(z.shape)}")
         return z.to(self.device)
 
+    def render_polar(self, lab_p: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor, noise: torch.Tensor
+                     ) -> dict[str, Any]:
+        """THE learned forward pass (used by :meth:`generate`, the simulator, the trainer's samples, tests).
+
+        Args:
+            lab_p: ``(B, A, S)`` integer tissue ids on the model's polar grid.
+            z1: ``(B, d1)`` stage-1 codes; z2: ``(B, d2)`` stage-2 codes.
+            noise: ``model.noise(B, generator)`` (the stage-2 random field; its shape is the model's).
+
+        Returns:
+            ``{"mean": (B,1,A,S), "image": (B,1,A,S)}`` in [0, 1] and ``"style"``: dict of ``(B,)``
+            scanner-style quantities decoded from z2 (empty for models without a style head).
+        """
+        mean_p = self.decode1(lab_p, z1)
+        img_p = self.decode2(mean_p, lab_p, z2, noise)
+        return {"mean": mean_p.clamp(0, 1), "image": img_p.clamp(0, 1), "style": {}}
+
     @torch.no_grad()
     def generate(self, labels: torch.Tensor | np.ndarray, z1: torch.Tensor | None = None,
                  z2: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -323,11 +340,10 @@ class TwoStageAAE(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            mean_p = self.decode1(lab_p, z1t)
-            img_p = self.decode2(mean_p, lab_p, z2t, noise)
+            out = self.render_polar(lab_p, z1t, z2t, noise)
         finally:
             self.train(was_training)
-        mean = polar_to_cart(mean_p.float(), n, Interp.BILINEAR, 0.0)
-        image = polar_to_cart(img_p.float(), n, Interp.BILINEAR, 0.0)
+        mean = polar_to_cart(out["mean"].float(), n, Interp.BILINEAR, 0.0)
+        image = polar_to_cart(out["image"].float(), n, Interp.BILINEAR, 0.0)
         assert isinstance(mean, torch.Tensor) and isinstance(image, torch.Tensor)
         return {"mean": mean.clamp(0, 1), "image": image.clamp(0, 1), "z1": z1t, "z2": z2t}
