@@ -67,7 +67,8 @@ def read_grey(path: str | Path, min_size: int = MIN_FRAME_SIZE) -> np.ndarray:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in FRAME_SUFFIXES:
-        raise IvusSimError(f"{p}: unsupported image type {suffix or '(none)'!r} (use one of {', '.join(FRAME_SUFFIXES)})")
+        kinds = ", ".join(FRAME_SUFFIXES)
+        raise IvusSimError(f"{p}: unsupported image type {suffix or '(none)'!r} (use one of {kinds})")
     if not p.is_file():
         raise IvusSimError(f"{p}: no such file")
     if p.stat().st_size == 0:
