@@ -24,17 +24,13 @@ True
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
-
-import yaml
+from typing import Any
 
 from ivus_sim.errors import IvusSimError
+from ivus_sim.schema import bounds, build, load_yaml
 from ivus_sim.tissues import TISSUES, Tissue
 
 __all__ = [
@@ -52,11 +48,9 @@ __all__ = [
     "load_yaml",
 ]
 
-T = TypeVar("T")
-
 
 def _num(lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> dict[str, Any]:
-    return {"lo": lo, "hi": hi, "lo_open": lo_open}
+    return bounds(lo, hi, lo_open=lo_open)
 
 
 @dataclass(frozen=True)
@@ -189,7 +183,7 @@ class Preset:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "preset") -> Preset:
-        return _build(cls, d, source, "")
+        return build(cls, d, source)
 
 
 @dataclass(frozen=True)
@@ -245,8 +239,8 @@ class TissueAcoustics:
             :data:`ivus_sim.tissues.TISSUES` except ``outside``).
     """
 
-    reference_frequency_mhz: float
-    tissues: dict[str, TissueProperties]
+    reference_frequency_mhz: float = field(metadata=_num(0, None, True))
+    tissues: dict[str, TissueProperties] = field(default_factory=dict)
 
     def tissue(self, name_or_id: str | int) -> TissueProperties:
         """Properties of a tissue given by name or id."""
@@ -259,102 +253,21 @@ class TissueAcoustics:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "tissue acoustics") -> TissueAcoustics:
-        if not isinstance(d, dict):
-            raise IvusSimError(f"{source}: expected a mapping at the top level")
-        unknown = set(d) - {"reference_frequency_mhz", "tissues"}
-        if unknown:
-            raise IvusSimError(f"{source}: unknown field {sorted(unknown)[0]!r}")
-        ref = _check_value(d.get("reference_frequency_mhz"), float, _num(0, None, True), source,
-                           "reference_frequency_mhz")
-        tab = d.get("tissues")
-        if not isinstance(tab, dict):
+        tab = d.get("tissues") if isinstance(d, dict) else None
+        if isinstance(tab, dict):
+            needed = [i.name for t, i in TISSUES.items() if t != Tissue.OUTSIDE]
+            for name in tab:
+                if name not in needed:
+                    raise IvusSimError(f"{source}: tissues.{name}: unknown tissue name; known: {', '.join(needed)}")
+            missing = [n for n in needed if n not in tab]
+            if missing:
+                raise IvusSimError(f"{source}: tissues.{missing[0]}: missing (every tissue needs an entry)")
+        elif isinstance(d, dict) and not (set(d) - {"reference_frequency_mhz", "tissues"}):
             raise IvusSimError(f"{source}: tissues: expected a mapping of tissue name -> properties")
-        needed = [i.name for t, i in TISSUES.items() if t != Tissue.OUTSIDE]
-        for name in tab:
-            if name not in needed:
-                raise IvusSimError(f"{source}: tissues.{name}: unknown tissue name; known: {', '.join(needed)}")
-        missing = [n for n in needed if n not in tab]
-        if missing:
-            raise IvusSimError(f"{source}: tissues.{missing[0]}: missing (every tissue needs an entry)")
-        tissues = {n: _build(TissueProperties, tab[n], source, f"tissues.{n}.") for n in needed}
-        return cls(reference_frequency_mhz=float(ref), tissues=tissues)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_value(v: Any, tp: Any, meta: Any, source: str, where: str) -> Any:
-    if tp is bool:
-        if not isinstance(v, bool):
-            raise IvusSimError(f"{source}: {where}: expected true or false, got {v!r}")
-        return v
-    if tp is str:
-        if not isinstance(v, str):
-            raise IvusSimError(f"{source}: {where}: expected a string, got {v!r}")
-        return v
-    if tp in (int, float):
-        lo, hi, lo_open = (meta or {}).get("lo"), (meta or {}).get("hi"), (meta or {}).get("lo_open", False)
-        rng = ""
-        if lo is not None or hi is not None:
-            rng = (f" {'>' if lo_open else '>='} {lo:g}" if lo is not None else "") + \
-                  (f" <= {hi:g}" if hi is not None else "")
-        kind = "an integer" if tp is int else "a number"
-        ok = isinstance(v, int | float) and not isinstance(v, bool)
-        if ok and tp is int and not float(v).is_integer():
-            ok = False
-        if ok and not math.isfinite(float(v)):
-            ok = False
-        if ok and lo is not None and (float(v) < lo or (lo_open and float(v) <= lo)):
-            ok = False
-        if ok and hi is not None and float(v) > hi:
-            ok = False
-        if not ok:
-            raise IvusSimError(f"{source}: {where}: expected {kind}{rng}, got {v!r}")
-        return tp(v)
-    raise TypeError(f"unsupported field type {tp}")  # programming error
-
-
-def _build(cls: type[T], data: Any, source: str, prefix: str) -> T:
-    """Build dataclass ``cls`` from a YAML mapping, naming the offending field on error."""
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(data, dict):
-        raise IvusSimError(f"{source}: {where}: expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    fs = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for k in data:
-        if k not in fs:
-            raise IvusSimError(f"{source}: {prefix}{k}: unknown field; known: {', '.join(fs)}")
-    kwargs: dict[str, Any] = {}
-    for name, f in fs.items():
-        tp = hints[name]
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise IvusSimError(f"{source}: {prefix}{name}: missing required field")
-            continue
-        v = data[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, v, source, f"{prefix}{name}.")  # type: ignore[arg-type]
-        else:
-            if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
-                raise TypeError("optional fields are not supported")  # programming error
-            kwargs[name] = _check_value(v, tp, f.metadata, source, f"{prefix}{name}")
-    return cls(**kwargs)
+        return build(cls, d, source)
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def load_yaml(path: str | Path) -> Any:
-    """Read a YAML file, turning syntax errors into :class:`IvusSimError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise IvusSimError(f"config file not found: {path}")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise IvusSimError(f"{path.name}: not valid YAML{at}") from None
 
 
 def _shipped(name: str) -> Path | None:
@@ -381,7 +294,7 @@ def load_preset(name_or_path: str | Path = "20mhz") -> Preset:
     data = load_yaml(path)
     if isinstance(data, dict) and "name" not in data:
         data = {**data, "name": path.stem}
-    return _build(Preset, data, path.name, "")
+    return build(Preset, data, path.name)
 
 
 def load_tissue_acoustics(path: str | Path | None = None) -> TissueAcoustics:

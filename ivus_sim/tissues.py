@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,8 @@ __all__ = [
     "palette_array",
     "tissue_by_name",
     "check_ids",
+    "validate_labels",
+    "MIN_LABEL_SIZE",
     "colourise",
 ]
 
@@ -108,6 +111,72 @@ def check_ids(labels: np.ndarray) -> list[int]:
     """Return the sorted list of values in ``labels`` that are not tissue ids (empty when valid)."""
     present = np.unique(labels)
     return [int(v) for v in present if int(v) not in VALID_IDS]
+
+
+#: smallest accepted side of a label map [pixels]
+MIN_LABEL_SIZE = 8
+
+
+def validate_labels(labels: Any, where: str = "labels", *, require_lumen: bool = False) -> np.ndarray:
+    """The one label-map rule: return ``labels`` as uint8 ``(F, N, N)`` tissue ids, or raise.
+
+    Accepted: a numpy array or torch tensor of shape ``(N, N)`` or ``(F, N, N)``, square,
+    ``N >= 8``, ``F >= 1``, integer dtype, or floating point holding only finite whole numbers
+    (NIfTI label volumes are often stored as float), every value a tissue id of :data:`TISSUES`.
+    With ``require_lumen`` every frame must contain a ``LUMEN`` pixel (a phantom needs a vessel).
+
+    Args:
+        labels: the label map or pullback.
+        where: names the input in the message (a path, ``"--labels"``, ``"label map"``).
+        require_lumen: also require a lumen in every frame.
+
+    Raises:
+        IvusSimError: one line starting with ``where``; unknown ids point to
+            ``ivus-sim phantom palette``.
+    """
+    from ivus_sim.errors import IvusSimError
+
+    if hasattr(labels, "detach") and hasattr(labels, "cpu"):  # a torch tensor, without importing torch
+        labels = labels.detach().cpu().numpy()
+    try:
+        arr = np.asarray(labels)
+    except (TypeError, ValueError):
+        raise IvusSimError(f"{where}: not an array of tissue ids ({type(labels).__name__})") from None
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise IvusSimError(f"{where}: expected an (N, N) label map or (F, N, N) pullback, got shape {arr.shape}")
+    if arr.shape[-1] != arr.shape[-2]:
+        raise IvusSimError(f"{where}: label frames must be square, got {arr.shape[-2]}x{arr.shape[-1]}")
+    if arr.shape[-1] < MIN_LABEL_SIZE:
+        raise IvusSimError(f"{where}: label map of side {arr.shape[-1]} is too small (at least {MIN_LABEL_SIZE} "
+                           "pixels)")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise IvusSimError(f"{where}: label map has dtype {arr.dtype}; expected integer tissue ids")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise IvusSimError(f"{where}: label map contains NaN or Inf values; expected integer tissue ids")
+        if not np.array_equal(arr, np.round(arr)):
+            raise IvusSimError(f"{where}: label map has non-integer values; expected integer tissue ids")
+    if arr.dtype != np.uint8:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > 255:
+            bad_vals = np.unique(arr[(arr < 0) | (arr > 255)])
+            shown = ", ".join(f"{v:g}" for v in bad_vals[:10].astype(float))
+            raise IvusSimError(f"{where}: unknown tissue ids {shown} (values must be tissue ids 0-255); see "
+                               "`ivus-sim phantom palette` for the tissue table")
+        arr = arr.astype(np.uint8)
+    bad = check_ids(arr)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+        raise IvusSimError(f"{where}: unknown tissue ids {shown} ({len(bad)} distinct); see `ivus-sim phantom "
+                           "palette` for the tissue table")
+    if require_lumen:
+        for i, f in enumerate(arr):
+            if not (f == Tissue.LUMEN).any():
+                frame = f" (frame {i})" if arr.shape[0] > 1 else ""
+                raise IvusSimError(f"{where}: phantom has no lumen (tissue id {int(Tissue.LUMEN)}){frame}")
+    return arr
 
 
 def colourise(labels: np.ndarray) -> np.ndarray:

@@ -234,7 +234,9 @@ def test_nurd_warps_angles_and_is_recorded():
 @pytest.mark.parametrize("bad,match", [
     (np.zeros((3, 4, 5), np.uint8), "square"),
     (np.full((16, 16), 42, np.uint8), "unknown tissue ids"),
-    (np.zeros((16, 16), np.float32), "integer"),
+    (np.full((16, 16), 0.5, np.float32), "integer"),
+    (np.full((16, 16), np.nan, np.float32), "NaN"),
+    (np.zeros((16, 16), bool), "integer"),
     (np.zeros((4, 4), np.uint8), "at least 8"),
 ])
 def test_bad_labels_raise_clear_errors(bad, match):

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import Geometry, fov_mask, radius_map
 from ivus_sim.io import array_hash
-from ivus_sim.tissues import Tissue, check_ids
+from ivus_sim.tissues import Tissue
+from ivus_sim.tissues import validate_labels as _validate
 
 __all__ = ["Phantom", "finalise_labels", "validate_labels"]
 
@@ -43,18 +43,11 @@ def finalise_labels(labels: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 
 def validate_labels(labels: np.ndarray, source: str = "phantom") -> None:
-    """Raise :class:`IvusSimError` unless ``labels`` is a valid ``(F, N, N)`` label stack with a lumen."""
-    if labels.ndim != 3 or labels.shape[-1] != labels.shape[-2]:
-        raise IvusSimError(f"{source}: expected (frames, N, N) square label frames, got shape {labels.shape}")
-    bad = check_ids(labels)
-    if bad:
-        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        raise IvusSimError(f"{source}: unknown tissue ids {shown} ({len(bad)} distinct); see `ivus-sim phantom --help`"
-                           " for the tissue table")
-    for i, f in enumerate(labels):
-        if not (f == Tissue.LUMEN).any():
-            where = f" (frame {i})" if labels.shape[0] > 1 else ""
-            raise IvusSimError(f"{source}: phantom has no lumen (tissue id {int(Tissue.LUMEN)}){where}")
+    """Raise :class:`IvusSimError` unless ``labels`` is a valid label stack with a lumen in every frame.
+
+    The rule is :func:`ivus_sim.tissues.validate_labels` (with ``require_lumen=True``).
+    """
+    _validate(labels, source, require_lumen=True)
 
 
 @dataclass
@@ -83,24 +76,8 @@ class Phantom:
     def from_array(cls, labels: np.ndarray, fov_mm: float = 10.0, source: str = "array",
                    meta: dict[str, Any] | None = None) -> Phantom:
         """Build a validated, finalised phantom from an ``(N, N)`` or ``(F, N, N)`` id array."""
-        arr = np.asarray(labels)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if not np.issubdtype(arr.dtype, np.integer):
-            if np.issubdtype(arr.dtype, np.floating):
-                if not np.isfinite(arr).all():
-                    raise IvusSimError(f"{source}: label map contains NaN or Inf")
-                if not np.all(arr == np.round(arr)):
-                    raise IvusSimError(f"{source}: label map has non-integer values; expected tissue ids")
-            else:
-                raise IvusSimError(f"{source}: label map has dtype {arr.dtype}; expected integer tissue ids")
-        if arr.ndim != 3:
-            raise IvusSimError(f"{source}: expected a 2-D label map or 3-D pullback, got {arr.ndim}-D data")
-        if arr.min() < 0 or arr.max() > 255:
-            raise IvusSimError(f"{source}: label values out of range [{arr.min()}, {arr.max()}]; expected tissue ids")
-        arr = arr.astype(np.uint8)
+        arr = _validate(labels, source, require_lumen=True)
         geometry = Geometry(size=arr.shape[-1], fov_mm=fov_mm)
-        validate_labels(arr, source)
         return cls(finalise_labels(arr, geometry), geometry, source, dict(meta or {}))
 
     @property

@@ -54,7 +54,7 @@ from ivus_sim.physics.scatterers import sample_scatterers, texture_modulation
 from ivus_sim.physics.tgc import tgc_gain
 from ivus_sim.physics.tissue_table import TissueTable, lookup
 from ivus_sim.seeding import rng, torch_generator
-from ivus_sim.tissues import VALID_IDS
+from ivus_sim.tissues import validate_labels
 
 __all__ = ["PhysicsSimulator", "SimulationResult", "STAGES", "ENGINE_VERSION"]
 
@@ -135,24 +135,8 @@ class PhysicsSimulator:
         return self._psf[key]
 
     def _labels(self, labels: np.ndarray | torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(labels)
-        if t.ndim == 2:
-            t = t[None]
-        if t.ndim != 3 or t.shape[-1] != t.shape[-2]:
-            raise IvusSimError(f"labels must be (N, N) or (B, N, N) square label maps, got shape {tuple(t.shape)}")
-        if t.shape[-1] < 8:
-            raise IvusSimError(f"labels must be at least 8x8 pixels, got {t.shape[-1]}")
-        if t.is_floating_point() or t.dtype == torch.bool:
-            raise IvusSimError(f"labels must be integer tissue ids, got dtype {t.dtype}")
-        lo, hi = int(t.min()), int(t.max())
-        if lo < 0 or hi > 255:
-            raise IvusSimError(f"label values out of range [{lo}, {hi}]; expected uint8 tissue ids")
-        t = t.to(torch.uint8)
-        present = torch.unique(t).tolist()
-        bad = [v for v in present if v not in VALID_IDS]
-        if bad:
-            raise IvusSimError(f"unknown tissue ids {bad[:10]} in labels; see ivus_sim.tissues")
-        return t.to(self.device)
+        """Validated ``(B, N, N)`` uint8 ids on the engine's device (rule: :func:`ivus_sim.tissues.validate_labels`)."""
+        return torch.from_numpy(np.ascontiguousarray(validate_labels(labels, "labels"))).to(self.device)
 
     def _polar_labels(self, lab: torch.Tensor, grid: PolarGrid) -> torch.Tensor:
         pol = cast(torch.Tensor, cart_to_polar(lab, grid.n_angles, grid.n_samples, Interp.NEAREST))
