@@ -16,7 +16,7 @@ import numpy as np
 
 from ivus_sim.errors import IvusSimError
 
-__all__ = ["Engine", "EngineSpec", "render"]
+__all__ = ["Engine", "EngineSpec", "render", "render_scanner"]
 
 
 class Engine(str, Enum):
@@ -87,4 +87,40 @@ def render(simulator: Any, labels: np.ndarray, seed: int, fov_mm: float) -> tupl
     image = np.asarray(res.images)[0]
     if image.dtype != np.uint8 or image.shape != labels.shape:
         raise RuntimeError(f"simulator returned {image.dtype} {image.shape}; expected uint8 {labels.shape}")
+    return image, dict(res.records[0])
+
+
+def render_scanner(spec: EngineSpec, simulator: Any, scanner: dict[str, Any], labels: np.ndarray, seed: int,
+                   fov_mm: float, run_seed: int, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """One image of a label map through a randomised scanner (:mod:`ivus_sim.augment.randomise`).
+
+    Physics engine: a :class:`~ivus_sim.physics.PhysicsSimulator` built from the scanner's preset
+    and acoustics (image streams ``(seed, "physics", 0)``, as :func:`render`). Learned engine: the
+    latent code is drawn from the model's prior with ``torch_generator(seed, "augment-z")`` and
+    scaled by ``z_scale``, the image rendered with that code, then the scanner's display chain
+    (:func:`~ivus_sim.augment.randomise.learned_display`) applied.
+
+    Returns:
+        ``(image (N, N) uint8, record)``.
+    """
+    from ivus_sim.augment.randomise import learned_display, physics_setup
+
+    if spec.engine is Engine.PHYSICS:
+        from ivus_sim.physics import PhysicsSimulator
+
+        preset, acoustics = physics_setup(scanner)
+        res = PhysicsSimulator(preset=preset, acoustics=acoustics, device=spec.device).simulate(
+            labels, seed=int(seed), fov_mm=float(fov_mm))
+        image = np.asarray(res.image)[0]
+        return image, {"engine": "physics", "randomised": True, "physics_params": res.params}
+    import torch
+
+    from ivus_sim.seeding import torch_generator
+
+    d1, d2 = simulator.z_dims
+    model = simulator.model
+    z = model.prior.sample(1, d1 + d2, generator=torch_generator(seed, "augment-z")) * float(scanner["z_scale"])
+    res = simulator.generate(labels, n=1, seed=int(seed), z=z.to(torch.float32), fov_mm=float(fov_mm))
+    raw = np.asarray(res.images)[0]
+    image = learned_display(raw, scanner, run_seed, index, fov_mm)
     return image, dict(res.records[0])

@@ -161,7 +161,8 @@ class DatasetLayout:
             "labels": {str(lab.id): lab.name for lab in self.mapping.labels},
             "numTraining": len(cases),
             "numTest": 0,
-            "training": [{"image": f"./{c.image}", "label": f"./{c.label}"} for c in cases],
+            # every entry is flagged synthetic, so it can be listed beside real cases in one datalist
+            "training": [{"image": f"./{c.image}", "label": f"./{c.label}", "synthetic": True} for c in cases],
             "test": [],
             **extra,
         }

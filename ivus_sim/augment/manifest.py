@@ -48,6 +48,7 @@ class ManifestRow:
         image_hash, label_hash: :func:`ivus_sim.io.array_hash` of the written arrays.
         engine: engine description (``physics:20mhz``, ``learned:default``, ``model:PATH``).
         phantom_params: the phantom's sampled parameters as compact JSON.
+        scanner: the case's randomised scanner (``--randomise``) as compact JSON; empty without.
     """
 
     index: int
@@ -64,11 +65,14 @@ class ManifestRow:
     label_hash: str
     engine: str
     phantom_params: str
+    scanner: str = ""
 
     @classmethod
     def from_csv(cls, d: dict[str, str]) -> ManifestRow:
         kw: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name in _OPTIONAL and f.name not in d:
+                continue
             v = d[f.name]
             kw[f.name] = int(v) if f.type in ("int", int) else v
         return cls(**kw)
@@ -79,6 +83,7 @@ class ManifestRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
+_OPTIONAL = ("scanner",)  # columns added later (older manifests lack them)
 
 
 def part_files(root: Path) -> list[Path]:
@@ -91,7 +96,7 @@ def _read_csv(path: Path) -> list[ManifestRow]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or []) and c not in _OPTIONAL]
             if missing:
                 raise IvusSimError(f"{path}: not an augment manifest (missing columns {', '.join(missing)})")
             return [ManifestRow.from_csv(r) for r in reader]
@@ -152,6 +157,11 @@ def write_manifest(root: Path, rows: list[ManifestRow]) -> Path:
             if _scalar(v):
                 rec[f"phantom.{k}"] = v
                 extra.setdefault(f"phantom.{k}", None)
+        scanner = json.loads(r.scanner) if r.scanner else {}
+        for k, v in scanner.items():
+            if _scalar(v) and k not in ("version", "ranges"):
+                rec[f"scanner.{k}"] = v
+                extra.setdefault(f"scanner.{k}", None)
         records.append(rec)
     data = _csv_text([*COLUMNS, *extra], records)
     return atomic_write(Path(root) / MANIFEST_NAME, lambda fh: fh.write(data))

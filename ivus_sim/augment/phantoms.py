@@ -84,13 +84,19 @@ class PhantomSource:
         """Number of distinct label maps in the folder (``None`` for random phantoms)."""
         return len(self._frames) if self.folder is not None else None
 
-    def get(self, index: int) -> PhantomFrame:
-        """The label map of output ``index``."""
+    def get(self, index: int, fov_mm: float | None = None, catheter_radius_mm: float | None = None) -> PhantomFrame:
+        """The label map of output ``index``.
+
+        ``fov_mm`` / ``catheter_radius_mm`` override the geometry of a random phantom (scanner
+        randomisation); a folder's phantoms keep their own.
+        """
         if self.folder is None:
+            from ivus_sim.geometry import DEFAULT_CATHETER_RADIUS_MM
             from ivus_sim.phantom.random import random_phantom
 
             assert self.size is not None
-            p = random_phantom(self.seed, size=self.size, fov_mm=self.fov_mm, index=index)
+            p = random_phantom(self.seed, size=self.size, fov_mm=self.fov_mm if fov_mm is None else fov_mm,
+                               index=index, catheter_radius_mm=catheter_radius_mm or DEFAULT_CATHETER_RADIUS_MM)
             return PhantomFrame(p.labels[0], p.geometry, "random", index, p.hash(),
                                 dict(p.meta.get("params", {})), dict(p.meta))
         k = index % len(self._frames)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ivus_sim import __version__
-from ivus_sim.augment.engine import EngineSpec, render
+from ivus_sim.augment.engine import Engine, EngineSpec, render, render_scanner
 from ivus_sim.augment.labels import LabelMapping
 from ivus_sim.augment.layout import CasePaths, DatasetLayout, ImageFormat, Layout
 from ivus_sim.augment.manifest import (
@@ -51,6 +51,7 @@ from ivus_sim.augment.manifest import (
     write_part,
 )
 from ivus_sim.augment.phantoms import PhantomSource
+from ivus_sim.augment.randomise import ScannerRanges, sample_scanner
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import array_hash, write_json
 from ivus_sim.seeding import derive_seed
@@ -119,6 +120,9 @@ class AugmentConfig:
         layout: MONAI (decathlon) or nnU-Net v2 folder layout.
         labels_map: task labels; ``None`` keeps tissue ids (with the ``outside`` tissue as the
             ``ignore`` label in the nnU-Net layout, which needs consecutive ids).
+        randomise: scanner ranges (:mod:`ivus_sim.augment.randomise`): every case draws its own
+            scanner (and, for random phantoms, field of view and catheter size); ``None``: the
+            engine's fixed preset / model.
     """
 
     n: int
@@ -131,6 +135,7 @@ class AugmentConfig:
     fmt: ImageFormat = ImageFormat.NIFTI
     layout: Layout = Layout.MONAI
     labels_map: LabelMapping | None = None
+    randomise: ScannerRanges | None = None
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -193,13 +198,30 @@ class _CaseMaker:
         self.mapping = config.mapping
         self.layout = config.dataset_layout()
         self.source = config.phantom_source()
-        self.simulator = config.engine.build()
+        # a randomised physics run builds one engine per case (its own preset)
+        randomised_physics = config.randomise is not None and config.engine.engine is Engine.PHYSICS
+        self.simulator = None if randomised_physics else config.engine.build()
 
-    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """``(image (N, N) uint8, task labels (N, N) uint8, sidecar)`` of output ``index``."""
-        frame = self.source.get(index)
-        s = image_seed(self.config.seed, index)
-        image, record = render(self.simulator, frame.labels, s, frame.geometry.fov_mm)
+    def arrays(self, index: int, scanner: dict[str, Any] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """``(image (N, N) uint8, task labels (N, N) uint8, sidecar)`` of output ``index``.
+
+        ``scanner``: a recorded scanner draw to apply (regeneration); default: drawn for ``index``.
+        """
+        cfg = self.config
+        if cfg.randomise is not None and scanner is None:
+            scanner = sample_scanner(cfg.seed, index, cfg.randomise)
+        if scanner is not None:
+            frame = self.source.get(index, fov_mm=float(scanner["fov_mm"]),
+                                    catheter_radius_mm=float(scanner["catheter_radius_mm"]))
+        else:
+            frame = self.source.get(index)
+        s = image_seed(cfg.seed, index)
+        if scanner is not None:
+            image, record = render_scanner(cfg.engine, self.simulator, scanner, frame.labels, s,
+                                           frame.geometry.fov_mm, cfg.seed, index)
+        else:
+            image, record = render(self.simulator, frame.labels, s, frame.geometry.fov_mm)
         task = self.mapping.apply(frame.labels)
         paths = self.layout.paths(index)
         sidecar = {
@@ -215,6 +237,7 @@ class _CaseMaker:
             "phantom": {"source": frame.source, "index": frame.index, "hash": frame.hash,
                         "geometry": frame.geometry.to_dict(), "meta": frame.meta},
             "simulator": record,
+            "scanner": scanner,
             "run": self.run_record,
             "regenerate": "ivus_sim.augment.regenerate_case(<this sidecar>)",
         }
@@ -230,7 +253,9 @@ class _CaseMaker:
                            image_hash=sidecar["image_hash"], label_hash=sidecar["label_hash"],
                            engine=self.config.engine.describe(),
                            phantom_params=json.dumps(ph["meta"].get("params", {}), separators=(",", ":"),
-                                                     sort_keys=True))
+                                                     sort_keys=True),
+                           scanner=json.dumps(sidecar["scanner"], separators=(",", ":"), sort_keys=True)
+                           if sidecar["scanner"] is not None else "")
 
 
 _WORKER: _CaseMaker | None = None
@@ -282,6 +307,7 @@ def _run_record(config: AugmentConfig, source: PhantomSource) -> dict[str, Any]:
         "format": config.fmt.value,
         "layout": config.layout.value,
         "labels": config.mapping.to_dict(),
+        "randomise": config.randomise.to_dict() if config.randomise is not None else None,
     }
 
 
@@ -473,10 +499,11 @@ def regenerate_case(sidecar: dict[str, Any] | str | Path) -> tuple[np.ndarray, n
                       model=Path(eng["model"]) if eng.get("model") else None, device=eng.get("device", "cpu"))
     ph = run["phantoms"]
     mapping = LabelMapping.from_record(run["labels"])
+    ranges = ScannerRanges.from_dict(run["randomise"], "sidecar run.randomise") if run.get("randomise") else None
     config = AugmentConfig(n=int(sc["index"]) + 1, out=Path("."), seed=int(run["seed"]), engine=spec,
                            phantoms=Path(ph["folder"]) if ph["kind"] == "folder" else None,
                            size=ph.get("size"), fov_mm=float(ph.get("fov_mm", 10.0)), fmt=ImageFormat(run["format"]),
-                           layout=Layout(run["layout"]), labels_map=mapping)
+                           layout=Layout(run["layout"]), labels_map=mapping, randomise=ranges)
     with _one_torch_thread():
-        image, task, _ = _CaseMaker(config, run).arrays(int(sc["index"]))
+        image, task, _ = _CaseMaker(config, run).arrays(int(sc["index"]), scanner=sc.get("scanner"))
     return image, task

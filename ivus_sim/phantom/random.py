@@ -12,8 +12,10 @@ Anatomy (all lengths in mm, angles in degrees):
 
 * external elastic membrane (EEM): a smooth, slightly elliptical closed curve (mean radius
   ``eem_radius_mm``) star-shaped about the vessel centre ``V``; the **media** is a thin ring just
-  inside it (``media_thickness_mm``, at least one pixel wide so the ring stays closed at low
-  resolution); **perivascular** tissue outside;
+  inside it (``media_thickness_mm``, at least one pixel wide), **interrupted** over
+  ``media_gaps`` (arcs behind thick plaque where the media is not seen; plaque reaches the EEM
+  there); **perivascular** tissue outside. Large vessels (and small fields of view) are cut by
+  the edge of the field of view;
 * **lumen**: a smooth, roughly elliptical curve star-shaped about its own centre ``L``, sized by
   the plaque burden ``1 - lumen area / EEM area``; ``L`` is offset from ``V`` by
   ``plaque_eccentricity`` of the largest offset that keeps ``min_intima_mm`` of intima
@@ -56,6 +58,7 @@ __all__ = [
     "Guidewire",
     "Stent",
     "SideBranch",
+    "MediaGap",
     "sample_params",
     "render_params",
     "random_phantom",
@@ -66,7 +69,7 @@ __all__ = [
 
 GENERATOR_NAME = "ivus_sim.phantom.random_phantom"
 #: bump when the meaning of a parameter or the renderer changes (old sidecars then refuse to regenerate)
-PARAMS_VERSION = 1
+PARAMS_VERSION = 2
 
 _N_TABLE = 720  # angular samples of the boundary tables
 _TWO_PI = 2 * math.pi
@@ -108,16 +111,18 @@ class RandomPhantomConfig:
             ``strut_thickness_mm`` radial, ``strut_width_mm`` tangential size.
         p_side_branch: probability of a side branch; ``side_branch_width_mm`` its channel width and
             ``side_branch_extent_mm`` how far it reaches beyond the EEM.
+        p_media_gap: probability that the media is interrupted; then 1..``max_media_gaps`` gaps of
+            ``media_gap_arc_deg`` (centred near the thick side of the plaque).
     """
 
-    eem_radius_mm: Range = (2.4, 3.8)
+    eem_radius_mm: Range = (2.1, 4.4)
     eem_ellipticity: Range = (0.0, 0.12)
     roughness: Range = (0.0, 0.03)
-    plaque_burden: Range = (0.25, 0.8)
+    plaque_burden: Range = (0.2, 0.85)
     plaque_eccentricity: Range = (0.0, 0.95)
     lumen_ellipticity: Range = (0.0, 0.15)
     min_intima_mm: Range = (0.05, 0.2)
-    media_thickness_mm: Range = (0.1, 0.25)
+    media_thickness_mm: Range = (0.06, 0.25)
     min_lumen_radius_mm: float = 0.85
     catheter_margin_mm: float = 0.08
     p_calcium: float = 0.55
@@ -145,6 +150,9 @@ class RandomPhantomConfig:
     p_side_branch: float = 0.15
     side_branch_width_mm: Range = (1.0, 2.0)
     side_branch_extent_mm: Range = (0.2, 0.8)
+    p_media_gap: float = 0.35
+    max_media_gaps: int = 2
+    media_gap_arc_deg: Range = (20.0, 90.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -226,6 +234,14 @@ class SideBranch:
 
 
 @dataclass(frozen=True)
+class MediaGap:
+    """An arc (about the vessel centre) where the media ring is replaced by fibrous plaque."""
+
+    angle_deg: float
+    arc_deg: float
+
+
+@dataclass(frozen=True)
 class PhantomParams:
     """Every sampled number of one random phantom (mm / degrees); rendering is deterministic.
 
@@ -252,6 +268,7 @@ class PhantomParams:
     guidewire: Guidewire | None = None
     stent: Stent | None = None
     side_branch: SideBranch | None = None
+    media_gaps: list[MediaGap] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -280,6 +297,7 @@ class PhantomParams:
                 guidewire=Guidewire(**d["guidewire"]) if d.get("guidewire") else None,
                 stent=Stent(**d["stent"]) if d.get("stent") else None,
                 side_branch=SideBranch(**d["side_branch"]) if d.get("side_branch") else None,
+                media_gaps=[MediaGap(**m) for m in d.get("media_gaps", [])],
             )
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise IvusSimError(f"random-phantom parameters are incomplete or malformed: {e}") from None
@@ -405,6 +423,10 @@ def sample_params(g: np.random.Generator, config: RandomPhantomConfig | None = N
         side = SideBranch(angle_deg=float(g.uniform(0, 360)), width_mm=_u(g, cfg.side_branch_width_mm),
                           extent_mm=_u(g, cfg.side_branch_extent_mm))
 
+    n_gap = int(g.integers(1, cfg.max_media_gaps + 1)) if g.random() < cfg.p_media_gap else 0
+    gaps = [MediaGap(angle_deg=float((plaque_angle + g.uniform(-60, 60)) % 360), arc_deg=_u(g, cfg.media_gap_arc_deg))
+            for _ in range(n_gap)]
+
     # catheter position inside the lumen (lumen-centred coords): rejection sampling with a
     # guaranteed fallback at the lumen centre (the lumen contains a disc of r_lmin there)
     need = catheter_radius_mm + cfg.catheter_margin_mm
@@ -433,7 +455,7 @@ def sample_params(g: np.random.Generator, config: RandomPhantomConfig | None = N
         eem_harmonics=eem_h, media_thickness_mm=media, lumen_radius_mm=r_l, lumen_harmonics=lumen_h,
         min_intima_mm=min_int, plaque_burden=burden, plaque_eccentricity=ecc, plaque_angle_deg=plaque_angle,
         calcium=calcium, necrotic_core=necrotic, fibro_fatty=fibro_fatty, guidewire=guidewire, stent=stent,
-        side_branch=side)
+        side_branch=side, media_gaps=gaps)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -460,7 +482,7 @@ def render_params(p: PhantomParams, geometry: Geometry) -> np.ndarray:
     coords = (np.arange(n) - c) * pix
     eem = _eem_table(p.eem_radius_mm, p.eem_harmonics)
     lumen = _lumen_table(p.lumen_radius_mm, p.lumen_harmonics)
-    media_t = max(p.media_thickness_mm, pix)
+    media_t = max(p.media_thickness_mm, 1.5 * pix)  # >= 1.5 px: the ring stays 4-connected closed
 
     vx, vy = p.vessel_centre_mm
     dxv, dyv = coords[None, :] - vx, coords[:, None] - vy
@@ -499,6 +521,9 @@ def render_params(p: PhantomParams, geometry: Geometry) -> np.ndarray:
         half = np.where(taper > 0, np.maximum(arc.thickness_mm / 2 * taper, pix / 2), 0.0)
         wall_labels[np.abs(d_lum_w - arc.depth * thick_w) < half] = Tissue.DENSE_CALCIUM
     labels[wall] = wall_labels
+    for gap in p.media_gaps:  # interrupted media: plaque reaches the EEM over the gap
+        in_gap = np.abs(_wrap(th_v - math.radians(gap.angle_deg))) < math.radians(gap.arc_deg) / 2
+        labels[in_gap & (labels == Tissue.MEDIA)] = Tissue.FIBROUS
     labels[d_lum < 0] = Tissue.LUMEN
 
     if p.side_branch is not None:
@@ -566,7 +591,8 @@ def _build(params: PhantomParams, geometry: Geometry, meta: dict[str, Any]) -> P
 
 
 def random_phantom(seed: int, *, size: int = 256, fov_mm: float = DEFAULT_FOV_MM, index: int = 0,
-                   config: RandomPhantomConfig | None = None) -> Phantom:
+                   config: RandomPhantomConfig | None = None,
+                   catheter_radius_mm: float = DEFAULT_CATHETER_RADIUS_MM) -> Phantom:
     """A procedural, anatomically plausible cross-section (see the module docstring).
 
     Args:
@@ -575,6 +601,7 @@ def random_phantom(seed: int, *, size: int = 256, fov_mm: float = DEFAULT_FOV_MM
         fov_mm: field-of-view diameter in mm.
         index: phantom number within the run (independent stream per index).
         config: parameter ranges (default :class:`RandomPhantomConfig`).
+        catheter_radius_mm: catheter radius (the vessel is placed around it).
 
     Returns:
         A single-frame :class:`Phantom` ``(1, N, N)``; ``meta`` holds the seed, index, config and
@@ -582,9 +609,12 @@ def random_phantom(seed: int, *, size: int = 256, fov_mm: float = DEFAULT_FOV_MM
     """
     cfg = config or RandomPhantomConfig()
     try:
-        geometry = Geometry(size=int(size), fov_mm=float(fov_mm))
+        geometry = Geometry(size=int(size), fov_mm=float(fov_mm), catheter_radius_mm=float(catheter_radius_mm))
     except ValueError as e:
         raise IvusSimError(str(e)) from None
+    if catheter_radius_mm + cfg.catheter_margin_mm > cfg.min_lumen_radius_mm:
+        raise IvusSimError(f"catheter_radius_mm {catheter_radius_mm:g} plus the margin {cfg.catheter_margin_mm:g} must"
+                           f" fit inside the smallest lumen radius {cfg.min_lumen_radius_mm:g} mm")
     params = sample_params(rng(seed, "phantom", index), cfg, geometry.catheter_radius_mm)
     meta = {"generator": GENERATOR_NAME, "params_version": PARAMS_VERSION, "seed": int(seed), "index": int(index),
             "source": f"random_phantom(seed={seed}, index={index})", "config": cfg.to_dict(),
@@ -613,5 +643,6 @@ def phantom_from_meta(meta: dict[str, Any], *, size: int | None = None, fov_mm: 
                            f"this ivus-sim (version {PARAMS_VERSION})")
     params = PhantomParams.from_dict(meta["params"])
     geometry = Geometry(size=int(size or geom_d.get("size", 256)),
-                        fov_mm=float(fov_mm or geom_d.get("fov_mm", DEFAULT_FOV_MM)))
+                        fov_mm=float(fov_mm or geom_d.get("fov_mm", DEFAULT_FOV_MM)),
+                        catheter_radius_mm=float(geom_d.get("catheter_radius_mm", DEFAULT_CATHETER_RADIUS_MM)))
     return _build(params, geometry, dict(meta))
