@@ -1,0 +1,447 @@
+"""Hidden-scanner test: does `ivus-sim train` learn a scanner it never saw from 13 frames?
+
+Three scanners the shipped model never saw are made from the stage-0 physics engine with changed
+presets (``configs/hidden_scanners/``):
+
+* ``h1_40mhz_blood``: 40 MHz with echogenic blood (its own tissue table: brighter, denser lumen);
+* ``h2_30mhz_dr60_wide``: 30 MHz, 60 dB display dynamic range, a wider beam;
+* ``h3_20mhz_nurd``: 20 MHz with strong NURD and another tissue table.
+
+For each scanner ``k`` (1, 2, 3) the script, end to end and through the CLI a user would run:
+
+1. draws 25 random phantoms ``random_phantom(seed + 100 k, size=256, fov_mm=10, index=i)``
+   and simulates them with the scanner (physics streams ``(seed + 100 k, "physics", i)``):
+   phantoms 0-12 are the 13 training pairs (``train/00000_image.png`` + ``_label.png``), phantoms
+   13-24 the 12 test frames (``test/frame_XX_image.png`` + ``frame_XX_label.png``): disjoint;
+2. ``ivus-sim train --config <config> --data train/ --out run/ --seed <seed> --device cpu`` (the
+   config the README names for your own data, ``cpu_default``, unchanged unless ``--steps``);
+3. ``ivus-sim generate --model run/ --phantom test_labels/ --n 1`` and the same with the shipped
+   default (no ``--model``) on the 12 test label maps;
+4. ``ivus-sim evaluate --real test/ --fake <generated>/ --no-features`` (the classifier two-sample
+   test, C2ST, of ``ivus_sim.metrics``: 0.5 = indistinguishable) for both, plus a control: the
+   scanner itself with another speckle seed (``floor``, should be ~0.5).
+
+Target (issue 12): mean C2ST of the trained models <= 0.70 and below the shipped default's.
+
+Every step is resumable (finished steps are skipped, an interrupted training resumes with
+``--resume``), seeded, and logged under ``--work`` (default ``runs/hidden_scanner/``, git-ignored);
+results go to ``benchmarks/results/hidden_scanner/results.{json,md}`` and, with
+``--write-results``, to the "Hidden-scanner test" section of ``benchmarks/RESULTS.md``.
+
+Usage::
+
+    nice -n 10 python benchmarks/hidden_scanner.py                      # the full benchmark
+    nice -n 10 python benchmarks/hidden_scanner.py --write-results      # ... and update RESULTS.md
+    python benchmarks/hidden_scanner.py --quick                         # development: 20 training
+        # steps, a 2-epoch / 2-fold classifier, work in runs/hidden_scanner_quick/ (numbers meaningless)
+    python benchmarks/hidden_scanner.py --scanners h2_30mhz_dr60_wide --steps 300   # one scanner, short
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNER_DIR = ROOT / "configs" / "hidden_scanners"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+OUT_DIR = ROOT / "benchmarks" / "results" / "hidden_scanner"
+SECTION = "## Hidden-scanner test"
+SCANNERS = ("h1_40mhz_blood", "h2_30mhz_dr60_wide", "h3_20mhz_nurd")
+N_TRAIN, N_TEST, SIZE, FOV_MM = 13, 12, 256, 10.0
+ARMS = ("trained", "default", "floor")
+TARGET_C2ST = 0.70
+
+
+def scanner_files(name: str) -> tuple[Path, Path | None]:
+    """``(preset yaml, tissue table yaml or None)`` of a hidden scanner."""
+    preset = SCANNER_DIR / f"{name}.yaml"
+    tissues = SCANNER_DIR / f"{name}_tissues.yaml"
+    if not preset.is_file():
+        raise SystemExit(f"unknown hidden scanner {name!r}: no {preset}")
+    return preset, tissues if tissues.is_file() else None
+
+
+def _sha(path: Path | None) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path is not None else None
+
+
+def rel(path: Path | str) -> str:
+    """``path`` relative to the repository root when inside it (shorter, copyable commands)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def shown(cmd: list[str]) -> str:
+    """A subprocess command as the user would type it (``ivus-sim ...``, relative paths)."""
+    parts = ["ivus-sim", *cmd[3:]] if cmd[1:3] == ["-m", "ivus_sim.cli.main"] else cmd
+    return shlex.join(rel(x) if x.startswith(str(ROOT)) else x for x in parts)
+
+
+def cli(*args: str) -> list[str]:
+    """The ``ivus-sim`` command of this interpreter."""
+    return [sys.executable, "-m", "ivus_sim.cli.main", *args]
+
+
+def run_logged(cmd: list[str], log: Path, env: dict[str, str]) -> float:
+    """Run ``cmd`` with stdout/stderr appended to ``log``; seconds; SystemExit on failure."""
+    t0 = time.perf_counter()
+    with log.open("a") as fh:
+        fh.write(f"\n$ {shlex.join(cmd)}\n")
+        fh.flush()
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise SystemExit(f"command failed (exit {rc}): {shlex.join(cmd)}\n--- {log} (tail) ---\n{tail}")
+    return time.perf_counter() - t0
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class Bench:
+    """The state of one run of the benchmark (arguments, work folders, environment)."""
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.work: Path = a.work
+        self.env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
+
+    # ---------------------------------------------------------------- request identity
+    def request(self, name: str, k: int) -> dict[str, Any]:
+        preset, tissues = scanner_files(name)
+        return {"scanner": name, "index": k, "preset_sha": _sha(preset), "tissues_sha": _sha(tissues),
+                "seed": self.a.seed, "phantom_seed": self.a.seed + 100 * k, "n_train": N_TRAIN,
+                "n_test": N_TEST, "size": SIZE, "fov_mm": FOV_MM, "config": self.a.config,
+                "steps": self.a.steps, "eval": self.eval_args()}
+
+    def eval_args(self) -> list[str]:
+        q = ["--epochs", "2", "--folds", "2"] if self.a.quick else []
+        return ["--seed", str(self.a.eval_seed), *q, "--features" if self.a.features else "--no-features"]
+
+    # ---------------------------------------------------------------- steps
+    def make_data(self, d: Path, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        """The scanner's 13 training pairs, 12 test frames (disjoint phantoms) and a floor set."""
+        marker = d / "data.json"
+        if marker.exists():
+            return json.loads(marker.read_text())
+        import torch
+
+        from ivus_sim.config import load_preset, load_tissue_acoustics
+        from ivus_sim.io import save_png
+        from ivus_sim.phantom.random import random_phantom
+        from ivus_sim.physics import PhysicsSimulator
+
+        torch.set_num_threads(self.a.threads)
+        preset, tissues = scanner_files(name)
+        sim = PhysicsSimulator(preset=load_preset(preset),
+                               acoustics=load_tissue_acoustics(tissues) if tissues else None)
+        ps = req["phantom_seed"]
+        labels = np.stack([random_phantom(ps, size=SIZE, fov_mm=FOV_MM, index=i).labels[0]
+                           for i in range(N_TRAIN + N_TEST)])
+        imgs = np.asarray(sim.simulate(labels, seed=ps, fov_mm=FOV_MM).image)
+        # control: the same test phantoms, the same scanner, other speckle (another physics seed)
+        floor = np.asarray(sim.simulate(labels[N_TRAIN:], seed=ps + 1, fov_mm=FOV_MM,
+                                        first_index=N_TRAIN).image)
+        for sub in ("train", "test", "test_labels", "fake_floor"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(N_TRAIN):
+            save_png(d / "train" / f"{i:05d}_label.png", labels[i])
+            save_png(d / "train" / f"{i:05d}_image.png", imgs[i])
+        for j in range(N_TEST):
+            lab, img = labels[N_TRAIN + j], imgs[N_TRAIN + j]
+            save_png(d / "test" / f"frame_{j:02d}_label.png", lab)
+            save_png(d / "test" / f"frame_{j:02d}_image.png", img)
+            save_png(d / "test_labels" / f"frame_{j:02d}_label.png", lab)
+            save_png(d / "fake_floor" / f"frame_{j:02d}_label_seed{ps + 1}_000.png", floor[j])
+        info = {"phantoms": f"random_phantom({ps}, size={SIZE}, fov_mm={FOV_MM}, index=i), i = 0..{N_TRAIN - 1} "
+                            f"train, {N_TRAIN}..{N_TRAIN + N_TEST - 1} test",
+                "images": f"PhysicsSimulator({preset.relative_to(ROOT)}, "
+                          f"{tissues.relative_to(ROOT) if tissues else 'shipped tissue table'})"
+                          f".simulate(labels, seed={ps}); floor: seed={ps + 1}",
+                "mean_grey_train": float(imgs[:N_TRAIN].mean()), "mean_grey_test": float(imgs[N_TRAIN:].mean())}
+        write_json(marker, info)
+        return info
+
+    def train_config(self, d: Path) -> str:
+        """The config passed to ``ivus-sim train``: the named one, or a copy with ``max_steps``."""
+        if self.a.steps is None:
+            return self.a.config
+        import yaml
+
+        from ivus_sim.training.config import train_config_path
+
+        cfg = yaml.safe_load(train_config_path(self.a.config).read_text()) or {}
+        t = cfg.setdefault("train", {})
+        t["max_steps"] = int(self.a.steps)
+        if "epochs" in t:  # let max_steps decide the length with a trainer that still counts epochs
+            t["epochs"] = max(int(t["epochs"]), int(self.a.steps))
+        t["checkpoint_every"] = min(int(t.get("checkpoint_every", 100)), max(1, self.a.steps // 2))
+        cfg["name"] = f"{cfg.get('name', Path(self.a.config).stem)}_steps{self.a.steps}"
+        path = d / "train_config.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return str(path)
+
+    def train(self, d: Path) -> dict[str, Any]:
+        marker = d / "train.json"
+        if marker.exists():
+            return json.loads(marker.read_text())
+        run = d / "run"
+        cfg = self.train_config(d)
+        cmd = cli("train", "--config", cfg, "--data", str(d / "train"), "--out", str(run),
+                  "--seed", str(self.a.seed), "--device", "cpu", "--no-progress")
+        log = d / "train.log"
+        resumed = run.exists() and any(run.iterdir())
+        try:
+            secs = run_logged(cmd + (["--resume"] if resumed else []), log, self.env)
+        except SystemExit:
+            if not resumed:
+                raise
+            shutil.rmtree(run)  # nothing usable to resume from: start this run afresh
+            resumed = False
+            secs = run_logged(cmd, log, self.env)
+        info = {"command": shown(cmd), "seconds": secs, "resumed": resumed,
+                "config": rel(cfg) if cfg.endswith(".yaml") else cfg, "run": rel(run)}
+        card = next((p for p in (run / "model" / "model.json", run / "model.json") if p.exists()), None)
+        if card is not None:
+            c = json.loads(card.read_text())
+            info["card"] = {k: c[k] for k in ("model_id", "steps", "step", "held_out_realism", "realism")
+                            if k in c}
+        write_json(marker, info)
+        return info
+
+    def generate(self, d: Path, arm: str) -> dict[str, Any]:
+        out = d / f"fake_{arm}"
+        marker = d / f"generate_{arm}.json"
+        if arm == "floor":
+            return {"command": "physics engine, same scanner, other speckle seed (see data.json)"}
+        if marker.exists():
+            return json.loads(marker.read_text())
+        if out.exists():
+            shutil.rmtree(out)  # an interrupted generate: redo (a few seconds)
+        model = ["--model", str(d / "run")] if arm == "trained" else []
+        cmd = cli("generate", "--phantom", str(d / "test_labels"), *model, "--n", "1", "--seed",
+                  str(self.a.seed), "--size", str(SIZE), "--fov-mm", str(FOV_MM), "--device", "cpu",
+                  "--out", str(out))
+        secs = run_logged(cmd, d / "generate.log", self.env)
+        side = sorted(out.glob("*.json"))
+        rec = json.loads(side[0].read_text()) if side else {}
+        model_id = rec.get("model_id")
+        if model_id is None and isinstance(rec.get("model"), dict):
+            model_id = rec["model"].get("id") or rec["model"].get("model_id")
+        info = {"command": shown(cmd), "seconds": secs, "model_id": model_id,
+                "images": len(list(out.glob("*.png")))}
+        write_json(marker, info)
+        return info
+
+    def evaluate(self, d: Path, arm: str) -> dict[str, Any]:
+        rep = d / f"report_{arm}"
+        res = rep / "realism.json"
+        if not res.exists():
+            cmd = cli("evaluate", "--real", str(d / "test"), "--fake", str(d / f"fake_{arm}"), "--out", str(rep),
+                      *self.eval_args(), "--device", "cpu", "--overwrite", "--quiet")
+            run_logged(cmd, d / "evaluate.log", self.env)
+        r = json.loads(res.read_text())
+        c = r.get("c2st") or {}
+        s = r["summary"]
+        return {"c2st": s["c2st_accuracy"], "c2st_ci": s.get("c2st_accuracy_ci"), "auc": s.get("c2st_auc"),
+                "c2st_ci_bootstrap": c.get("accuracy_ci_bootstrap") or c.get("accuracy_ci_frame_bootstrap"),
+                "tissue_js_weighted": s.get("tissue_js_weighted"), "radial_l1": s.get("radial_profile_l1"),
+                "frechet_ratio": (s["frechet_fake_vs_real"] / s["frechet_real_vs_real"]
+                                  if s.get("frechet_fake_vs_real") and s.get("frechet_real_vs_real") else None),
+                "command": shown(shlex.split(r["command"])) if r.get("command") else None,
+                "fake_frames": r["inputs"]["fake_frames"],
+                "real_frames": r["inputs"]["real_frames"]}
+
+    def scanner(self, name: str, k: int, bar: Any) -> dict[str, Any]:
+        d = self.work / name
+        d.mkdir(parents=True, exist_ok=True)
+        req = self.request(name, k)
+        rpath = d / "request.json"
+        if rpath.exists() and json.loads(rpath.read_text()) != req:
+            raise SystemExit(f"{d} holds a run with other settings ({rpath}); use another --work or --fresh")
+        write_json(rpath, req)
+        out: dict[str, Any] = {"scanner": name, "request": req}
+        bar.set_postfix_str(f"{name}: data")
+        out["data"] = self.make_data(d, name, req)
+        bar.update(1)
+        bar.set_postfix_str(f"{name}: train")
+        out["train"] = self.train(d)
+        bar.update(1)
+        out["arms"] = {}
+        for arm in self.a.arms:
+            bar.set_postfix_str(f"{name}: {arm}")
+            g = self.generate(d, arm)
+            out["arms"][arm] = {**self.evaluate(d, arm), "generate": g}
+            bar.update(1)
+        return out
+
+
+# -------------------------------------------------------------------- report
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(arm: str) -> float | None:
+        v = [r["arms"][arm]["c2st"] for r in rows if arm in r["arms"] and r["arms"][arm]["c2st"] is not None]
+        return float(np.mean(v)) if v else None
+
+    s: dict[str, Any] = {f"mean_c2st_{arm}": mean(arm) for arm in ARMS}
+    t, dflt = s["mean_c2st_trained"], s["mean_c2st_default"]
+    s["target_le_0_70"] = t is not None and t <= TARGET_C2ST
+    s["target_below_default"] = t is not None and dflt is not None and t < dflt
+    s["met"] = bool(s["target_le_0_70"] and s["target_below_default"])
+    return s
+
+
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _ci(x: Any) -> str:
+    return f" [{x[0]:.2f}, {x[1]:.2f}]" if isinstance(x, (list, tuple)) and len(x) == 2 else ""
+
+
+def markdown(res: dict[str, Any]) -> str:
+    rows, s = res["rows"], res["summary"]
+    quick = " **(--quick: development settings, numbers meaningless)**" if res["quick"] else ""
+    steps = f"`--steps {res['steps']}` (a copy of `{res['config']}` with `train.max_steps: {res['steps']}`)" \
+        if res["steps"] is not None else f"`--config {res['config']}` unchanged"
+    lines = [SECTION, "",
+             f"Measured {res['date']} with `{res['command']}`{quick}; commit {res['commit']}, {res['machine']}. "
+             f"Three scanners the shipped model never saw, made by the physics engine with the presets in "
+             f"`configs/hidden_scanners/` ({N_TRAIN} training pairs + {N_TEST} test frames of disjoint random "
+             f"phantoms each, {SIZE} x {SIZE} px). Training: `ivus-sim train` with {steps} on the {N_TRAIN} "
+             f"pairs; test: `ivus-sim evaluate --real test/ --fake <generated>/` (classifier two-sample test on "
+             f"polar patches, 4 folds by frame; 0.5 = indistinguishable, [Wilson 95 %]) of each model's images of "
+             f"the {N_TEST} test label maps against the scanner's own {N_TEST} test frames. *Floor*: the scanner "
+             "itself with another speckle seed (what the test gives for a perfect model).",
+             "",
+             "| hidden scanner | trained on 13 frames: C2ST | shipped default: C2ST | floor (same scanner) | "
+             "trained: weighted JS | default: weighted JS | training time [min] |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a = r["arms"]
+
+        def cell(arm: str, a: dict[str, Any] = a) -> str:
+            return f"{_f(a[arm]['c2st'])}{_ci(a[arm].get('c2st_ci'))}" if arm in a else "-"
+
+        def js(arm: str, a: dict[str, Any] = a) -> str:
+            return _f(a[arm].get("tissue_js_weighted")) if arm in a else "-"
+
+        lines.append(f"| {r['scanner']} | {cell('trained')} | {cell('default')} | {cell('floor')} | {js('trained')} "
+                     f"| {js('default')} | {r['train']['seconds'] / 60:.1f} |")
+    lines.append(f"| **mean** | **{_f(s['mean_c2st_trained'])}** | **{_f(s['mean_c2st_default'])}** | "
+                 f"{_f(s['mean_c2st_floor'])} | | | |")
+    verdict = ("met" if s["met"] else "**not met**")
+    lines += ["", f"Target (issue 12): mean C2ST of the trained models <= {TARGET_C2ST} "
+                  f"({'yes' if s['target_le_0_70'] else 'no'}) and below the shipped default's "
+                  f"({'yes' if s['target_below_default'] else 'no'}): {verdict}.", ""]
+    lines += ["Scanners: " + "; ".join(f"`{r['scanner']}`: {r['description']}" for r in rows) + ".", "",
+              "Per scanner, the commands (in `--work`):", "", "```bash"]
+    r0 = rows[0] if rows else None
+    if r0 is not None:
+        lines += [r0["train"]["command"], *(r0["arms"][a]["generate"]["command"] for a in ("trained", "default")
+                                           if a in r0["arms"]),
+                  *(r0["arms"][a]["command"] for a in r0["arms"] if r0["arms"][a].get("command"))]
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = RESULTS) -> None:
+    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    lines = old.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
+    if start is None:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        new = "\n".join([*lines[:start], *text.rstrip("\n").splitlines(), "", *lines[end:]]).rstrip("\n") + "\n"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scanners", nargs="+", default=list(SCANNERS), help="hidden scanners (configs/hidden_scanners)")
+    ap.add_argument("--config", default="cpu_default", help="training config (the README's for your own data)")
+    ap.add_argument("--steps", type=int, help="override train.max_steps (default: the config's own)")
+    ap.add_argument("--seed", type=int, default=0, help="phantoms, physics and training seed")
+    ap.add_argument("--eval-seed", type=int, default=0, help="`ivus-sim evaluate --seed`")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    ap.add_argument("--features", action="store_true", help="also compute Fréchet/KID (slower)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of every step")
+    ap.add_argument("--quick", action="store_true", help="development: 20 steps, 2-epoch 2-fold classifier")
+    ap.add_argument("--work", type=Path, help="work folder (default runs/hidden_scanner[_quick]/)")
+    ap.add_argument("--fresh", action="store_true", help="delete the work folder first")
+    ap.add_argument("--json-out", type=Path, help="results JSON (default benchmarks/results/hidden_scanner/)")
+    ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
+    a = ap.parse_args()
+    if a.quick and a.steps is None:
+        a.steps = 20
+    if a.work is None:
+        a.work = ROOT / "runs" / ("hidden_scanner_quick" if a.quick else "hidden_scanner")
+    out_dir = a.work if a.quick else OUT_DIR
+    json_out = a.json_out or out_dir / "results.json"
+    if a.fresh and a.work.exists():
+        shutil.rmtree(a.work)
+    a.work.mkdir(parents=True, exist_ok=True)
+    for n in a.scanners:
+        scanner_files(n)
+    if "trained" not in a.arms:
+        a.arms = ["trained", *a.arms]
+
+    from tqdm.auto import tqdm
+
+    bench = Bench(a)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with tqdm(total=len(a.scanners) * (2 + len(a.arms)), desc="hidden scanners", unit="step") as bar:
+        for n in a.scanners:
+            k = SCANNERS.index(n) + 1 if n in SCANNERS else 10 + len(rows)
+            r = bench.scanner(n, k, bar)
+            from ivus_sim.config import load_preset
+
+            r["description"] = load_preset(scanner_files(n)[0]).description.split(" - ", 1)[-1].split(" (")[0]
+            rows.append(r)
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip() or "?"
+    except OSError:
+        commit = "?"
+    argv = ["python", "benchmarks/hidden_scanner.py", *sys.argv[1:]]
+    res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": shlex.join(argv),
+           "commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+           f"{a.threads} thread(s)", "quick": a.quick, "config": a.config, "steps": a.steps, "seed": a.seed,
+           "work": rel(a.work), "seconds_total_this_call": time.perf_counter() - t0, "target_c2st": TARGET_C2ST,
+           "rows": rows, "summary": summarise(rows)}
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(json_out, res)
+    text = markdown(res)
+    (json_out.parent / "results.md").write_text(text)
+    print(text)
+    if a.write_results:
+        if a.quick:
+            raise SystemExit("--write-results is refused with --quick (development numbers)")
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
