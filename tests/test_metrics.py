@@ -381,3 +381,26 @@ def test_evaluate_without_anything_to_compare_with():
     imgs, labs = cart_frames(2, 0)
     with pytest.raises(IvusSimError, match="nothing to compare"):
         evaluate(ImageSet(["a", "b"], imgs, list(labs)), None, None, progress=False)
+
+
+def test_image_sets_read_frames_through_the_one_reader(tmp_path):
+    """16-bit frames read as their 8-bit counterparts (full-scale rule, not /257 only above 255); 1 x 1 refused."""
+    from ivus_sim.metrics.imageset import load_gray
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(u8).save(tmp_path / "a8.png")
+    Image.fromarray(u8.astype(np.uint16) * 257).save(tmp_path / "a16.png")
+    dim = (u8 // 2).astype(np.uint16) * 257  # a dark 16-bit frame reads dark, not stretched to its max
+    Image.fromarray(dim).save(tmp_path / "d16.png")
+    assert np.array_equal(load_gray(tmp_path / "a8.png"), u8.astype(np.float64))
+    np.testing.assert_allclose(load_gray(tmp_path / "a16.png"), u8.astype(np.float64), atol=1e-9)
+    np.testing.assert_allclose(load_gray(tmp_path / "d16.png"), (u8 // 2).astype(np.float64), atol=1e-9)
+    low = np.full((32, 32), 200, np.uint16)  # 16-bit data whose max is below 255: still 16-bit scale
+    Image.fromarray(low).save(tmp_path / "low16.png")
+    np.testing.assert_allclose(load_gray(tmp_path / "low16.png"), 200 / 257, atol=1e-9)
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(tiny / "x.png")
+    with pytest.raises(IvusSimError, match="at least 16"):
+        load_image_set(tiny)

@@ -19,8 +19,9 @@ Folder conventions (as ``shared/calibration/measure.py``, plus a generic one):
   ``ivus-sim generate`` names them) falls back to the label map of the name without the suffix
   (:func:`base_name`), and pairs with the real frame of that name.
 
-Images are read as 8-bit display values (RGB is converted to grey, 16-bit is scaled to
-0-255); label maps are read by :func:`ivus_sim.phantom.reader.read_phantom` (tissue ids of
+Images are read as 8-bit display values by :func:`ivus_sim.image.read_grey` (RGB is converted to
+grey, 16-bit is scaled to 0-255 by its full scale 65535, frames under 16 x 16 px are refused);
+label maps are read by :func:`ivus_sim.phantom.reader.read_phantom` (tissue ids of
 :mod:`ivus_sim.tissues`, or colour sketches) and resampled to their image's size.
 """
 
@@ -36,6 +37,7 @@ from scipy import ndimage
 
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import Interp, cart_to_polar
+from ivus_sim.image import read_grey
 from ivus_sim.io import array_hash
 from ivus_sim.tissues import TISSUES, Tissue
 
@@ -126,19 +128,13 @@ class PolarSet:
 
 
 def load_gray(path: Path) -> np.ndarray:
-    """Read an image as ``(H, W)`` float64 display values in [0, 255] (as the calibration reference)."""
-    from PIL import Image, UnidentifiedImageError
+    """Read an image as ``(H, W)`` float64 display values in [0, 255] (as the calibration reference).
 
-    try:
-        im = Image.open(path)
-        a = np.asarray(im if im.mode in ("L", "I;16", "I", "F") else im.convert("L")).astype(np.float64)
-    except (UnidentifiedImageError, OSError) as e:
-        raise IvusSimError(f"{path}: cannot read image ({e})") from None
-    if a.ndim != 2:
-        raise IvusSimError(f"{path}: expected a single-channel image, got shape {a.shape}")
-    if a.max(initial=0) > 255:  # 16-bit images: scale to the 8-bit range
-        a = a / 257.0
-    return a
+    Decoded by :func:`ivus_sim.image.read_grey` (the one frame reader: 8-bit as is, 16-bit scaled by
+    255 / 65535 whatever the frame's own maximum, colour as luma; frames under 16 x 16 px refused).
+    """
+    # via the 16-bit grid so 8-bit frames come back as exact integers (v * 257 / 257)
+    return np.round(read_grey(path).astype(np.float64) * 65535.0) / 257.0
 
 
 def load_labels(path: Path, size: int | None = None) -> np.ndarray:

@@ -6,7 +6,8 @@ those differences is a cue that has nothing to do with realism. :func:`neutralis
 them before anything is shown:
 
 1. decode any supported file (PNG, JPEG, TIFF, BMP, ``.npy``) to grey levels in ``[0, 1]``
-   (colour is converted to luminance, 16-bit data scaled by 65535);
+   with :func:`ivus_sim.image.read_grey` (colour is converted to luminance, 16-bit data scaled
+   by 65535, frames under 16 x 16 px refused);
 2. centre-crop to a square and resample to ``size x size`` with the same filter for both
    classes (Lanczos);
 3. optionally normalise the display range (:class:`IntensityNorm`; default ``NONE`` so that
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivus_sim.errors import IvusSimError
+from ivus_sim.image import FRAME_SUFFIXES, read_grey
 from ivus_sim.io import atomic_write
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "png_chunks",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+IMAGE_SUFFIXES = FRAME_SUFFIXES
 
 
 class IntensityNorm(str, Enum):
@@ -63,41 +64,13 @@ class IntensityNorm(str, Enum):
 def load_grey(path: str | Path) -> np.ndarray:
     """Decode an image file to a float32 ``(H, W)`` array of grey levels in ``[0, 1]``.
 
-    Raises:
-        IvusSimError: unsupported suffix or undecodable file.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise IvusSimError(f"{path}: unsupported image type {suffix!r} (use one of {', '.join(IMAGE_SUFFIXES)})")
-    if suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
-        if arr.ndim != 2:
-            raise IvusSimError(f"{path}: expected a 2-D array, got shape {arr.shape}")
-        if arr.dtype == np.uint8:
-            return arr.astype(np.float32) / 255.0
-        if arr.dtype == np.uint16:
-            return arr.astype(np.float32) / 65535.0
-        out = arr.astype(np.float32)
-        if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
-            raise IvusSimError(f"{path}: float arrays must hold finite values in [0, 1]")
-        return out
-    from PIL import Image, UnidentifiedImageError
+    This is :func:`ivus_sim.image.read_grey` (the one frame reader and its scaling rule: 16-bit
+    data divided by 65535, never by the frame's maximum; frames under 16 x 16 px refused).
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if arr.max() <= 65535 else float(arr.max())
-                return (arr / top).astype(np.float32)
-            if im.mode == "F":
-                arr = np.asarray(im, dtype=np.float32)
-                return np.clip(arr, 0.0, 1.0)
-            grey = im.convert("L")
-            return np.asarray(grey, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as e:
-        raise IvusSimError(f"{path}: cannot decode image ({e})") from None
+    Raises:
+        IvusSimError: unsupported suffix, missing, empty, undecodable or too small file.
+    """
+    return read_grey(path)
 
 
 def square_resize(image: np.ndarray, size: int) -> np.ndarray:
