@@ -43,21 +43,32 @@ def build(
                                                "reach.")] = 0.01,
     force: Annotated[bool, typer.Option("--force", help="Build even if the leakage audit fails (recorded).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing study folder.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="2afc (two frames side by side: which is real?) | single "
+                                      "(one frame: real or simulated? with a 1-5 rating).")] = "2afc",
+    practice: Annotated[int, typer.Option("--practice", help="Practice trials with feedback before the study, "
+                                          "from images used nowhere else (excluded from the analysis).")] = 0,
+    consent: Annotated[Path | None, typer.Option("--consent", help="Text file shown on the consent page before "
+                                                 "the instructions (default: a built-in text).")] = None,
+    debrief: Annotated[Path | None, typer.Option("--debrief", help="Text file shown at the end (default: a "
+                                                 "built-in text).")] = None,
 ) -> None:
     """Pair, neutralise and audit the images, then write per-reader schedules and the study database."""
     from ivus_sim.errors import IvusSimError
     from ivus_sim.turing.encode import IntensityNorm
+    from ivus_sim.turing.modes import StudyMode
     from ivus_sim.turing.pairing import PairingMode
-    from ivus_sim.turing.study import StudyConfig, build_study
+    from ivus_sim.turing.study import StudyConfig, build_study, read_text_file
 
     try:
-        mode, norm = PairingMode(pairing), IntensityNorm(intensity)
+        pair_mode, norm, study_mode = PairingMode(pairing), IntensityNorm(intensity), StudyMode(mode)
     except ValueError as e:
         raise IvusSimError(str(e)) from None
     ids = tuple(s.strip() for s in reader_ids.split(",")) if reader_ids else None
     cfg = StudyConfig(n_pairs=pairs, n_readers=readers, reader_ids=ids, seed=seed, n_catch=catch, size=size,
-                      block_size=block_size, pairing=mode, intensity=norm, auc_threshold=auc_threshold,
-                      alpha=audit_alpha, force=force)
+                      block_size=block_size, pairing=pair_mode, intensity=norm, auc_threshold=auc_threshold,
+                      alpha=audit_alpha, force=force, mode=study_mode, n_practice=practice,
+                      consent_text=read_text_file(consent) if consent else None,
+                      debrief_text=read_text_file(debrief) if debrief else None)
     built = build_study(real, fake, out, cfg, overwrite=overwrite)
     typer.echo(built.audit.summary())
     if not built.audit.passed:
@@ -133,6 +144,73 @@ def power(
         typer.echo(f"detect accuracy {detect} vs 0.5 (two-sided exact binomial): {plan.trials_difference} trials "
                    f"(power first reached at {plan.trials_difference_first}) -> {plan.pairs_difference} pairs per "
                    "reader")
+
+
+readers_app = typer.Typer(name="readers", help="Reader management: list, add, revoke (and re-issue) reader links.",
+                          no_args_is_help=True)
+turing_app.add_typer(readers_app, name="readers")
+
+
+def _base_url(base_url: str) -> str:
+    from ivus_sim.errors import IvusSimError
+
+    if not base_url.startswith(("http://", "https://")):
+        raise IvusSimError(f"--base-url must start with http:// or https://, got {base_url!r}")
+    return base_url.rstrip("/")
+
+
+@readers_app.command("list")
+@handles_errors
+def readers_list(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    base_url: Annotated[str, typer.Option("--base-url", help="Server address the links start with.")]
+    = "http://127.0.0.1:8000",
+) -> None:
+    """One line per reader: status, progress, revoked links and the active link (to send it again)."""
+    from ivus_sim.turing.readers import list_readers
+
+    base = _base_url(base_url)
+    for r in list_readers(study):
+        link = f"{base}/r/{r.token}" if r.token else "-"
+        typer.echo(f"{r.reader_id}\t{r.status}\t{r.n_answered}/{r.n_trials} answered\t"
+                   f"{r.n_revoked_links} revoked link(s)\t{link}")
+
+
+@readers_app.command("add")
+@handles_errors
+def readers_add(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    reader_ids: Annotated[list[str], typer.Argument(help="New reader ids.")],
+    base_url: Annotated[str, typer.Option("--base-url", help="Server address the links start with.")]
+    = "http://127.0.0.1:8000",
+) -> None:
+    """Add readers (schedules drawn as the build draws them); prints their links."""
+    from ivus_sim.turing.readers import add_readers
+
+    base = _base_url(base_url)
+    for rid, token in add_readers(study, list(reader_ids)).items():
+        typer.echo(f"{rid}: {base}/r/{token}")
+
+
+@readers_app.command("revoke")
+@handles_errors
+def readers_revoke(
+    study: Annotated[Path, typer.Argument(help="Study folder.")],
+    reader_id: Annotated[str, typer.Argument(help="Reader id.")],
+    reissue: Annotated[bool, typer.Option("--reissue", help="Give the reader a new link that continues their "
+                                          "schedule.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
+    base_url: Annotated[str, typer.Option("--base-url", help="Server address the links start with.")]
+    = "http://127.0.0.1:8000",
+) -> None:
+    """Revoke a reader's link (it gets 403 at once; answers given through it stay, flagged)."""
+    from ivus_sim.turing.readers import revoke_reader
+
+    base = _base_url(base_url)
+    token = revoke_reader(study, reader_id, reissue=reissue, reason=reason)
+    typer.echo(f"{reader_id}: link revoked; answers given through it stay in the study, flagged")
+    if token:
+        typer.echo(f"{reader_id}: {base}/r/{token}")
 
 
 def register(app: typer.Typer) -> None:

@@ -63,6 +63,11 @@ def test_no_response_reveals_the_key(study: Path, tmp_path: Path) -> None:
     instructions = []
     for rid, tok in readers:
         r = client.get(f"/r/{tok}")
+        assert 'id="consent-text"' in r.text
+        _check_text(r.text, forbidden, "consent")
+        assert client.post(f"/r/{tok}/start", follow_redirects=False).status_code == 409  # consent first
+        assert client.post(f"/r/{tok}/consent", data={"agree": "yes"}, follow_redirects=False).status_code == 303
+        r = client.get(f"/r/{tok}")
         assert "Instructions" in r.text
         _check_text(r.text, forbidden, "instructions")
         instructions.append(r.text.replace(tok, "TOKEN"))
@@ -125,11 +130,12 @@ def test_http_answer_rules_and_resume(study: Path, tmp_path: Path) -> None:
         (r1, tok1), (_r2, tok2) = store.readers()
         later = store.query("SELECT token FROM trials WHERE reader_id = ? AND position = 2", (r1,))[0]["token"]
     for tok in (tok1, tok2):
+        client.post(f"/r/{tok}/consent", data={"agree": "yes"})
         client.post(f"/r/{tok}/start")
     t1 = re.search(r'name="trial" value="([^"]+)"', client.get(f"/r/{tok1}").text).group(1)  # type: ignore[union-attr]
     t2 = re.search(r'name="trial" value="([^"]+)"', client.get(f"/r/{tok2}").text).group(1)  # type: ignore[union-attr]
     cases = [
-        ("/r/unknown-token/answer", {"trial": t1, "choice": "left"}, 404),
+        ("/r/unknown-token/answer", {"trial": t1, "choice": "left"}, 403),
         (f"/r/{tok1}/answer", {"trial": "unknown", "choice": "left"}, 404),
         (f"/r/{tok1}/answer", {"trial": t2, "choice": "left"}, 403),
         (f"/r/{tok1}/answer", {"trial": later, "choice": "left"}, 409),
@@ -149,7 +155,7 @@ def test_http_answer_rules_and_resume(study: Path, tmp_path: Path) -> None:
     # a new app (server restart) resumes at trial 2 of reader 1
     client2 = TestClient(create_app(s))
     page = client2.get(f"/r/{tok1}").text
-    assert re.search(r'id="progress-text">2 / \d+<', page)
+    assert re.search(r'id="progress-text">1 / \d+ done<', page)
     an = analyze_study(s, n_boot=10, mixed=False)
     reads = [(r["reader_id"], r["position"], r["choice"], r["confidence"]) for r in an.reads]
     assert reads == [(r1, 0, "left", 2)]

@@ -49,14 +49,17 @@ CREATE TABLE IF NOT EXISTS readers (
 CREATE TABLE IF NOT EXISTS trials (
     reader_id TEXT NOT NULL REFERENCES readers, position INTEGER NOT NULL, token TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL, item INTEGER NOT NULL, left_image INTEGER NOT NULL REFERENCES images,
-    right_image INTEGER NOT NULL REFERENCES images, real_side TEXT, repeat_of INTEGER, block INTEGER NOT NULL,
-    left_view TEXT NOT NULL UNIQUE, right_view TEXT NOT NULL UNIQUE,
+    right_image INTEGER REFERENCES images, real_side TEXT, repeat_of INTEGER, block INTEGER NOT NULL,
+    left_view TEXT NOT NULL UNIQUE, right_view TEXT UNIQUE,
     first_shown_ns INTEGER, last_shown_ns INTEGER, n_shown INTEGER NOT NULL DEFAULT 0,
+    truth TEXT CHECK (truth IS NULL OR truth IN ('real','simulated')),
     PRIMARY KEY (reader_id, position));
 CREATE TABLE IF NOT EXISTS responses (
-    reader_id TEXT NOT NULL, position INTEGER NOT NULL, choice TEXT NOT NULL CHECK (choice IN ('left','right')),
+    reader_id TEXT NOT NULL, position INTEGER NOT NULL,
+    choice TEXT NOT NULL CHECK (choice IN ('left','right','real','simulated')),
     confidence INTEGER CHECK (confidence IS NULL OR confidence BETWEEN 1 AND 5),
     shown_ns INTEGER, answered_ns INTEGER NOT NULL, rt_ms REAL,
+    zoom INTEGER, dpr REAL,
     PRIMARY KEY (reader_id, position), FOREIGN KEY (reader_id, position) REFERENCES trials);
 CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, event TEXT NOT NULL, reader_id TEXT,
@@ -82,6 +85,7 @@ class ReaderState:
     started: bool
     breaks_acked: int
     block_size: int
+    n_practice: int = 0  # practice trials (the first positions; not part of the blocks)
 
     @property
     def done(self) -> bool:
@@ -89,9 +93,10 @@ class ReaderState:
 
     @property
     def break_pending(self) -> bool:
-        """True between blocks until the reader presses "continue"."""
-        return (0 < self.n_answered < self.n_trials and self.n_answered % self.block_size == 0
-                and self.breaks_acked < self.n_answered // self.block_size)
+        """True between blocks (of main trials) until the reader presses "continue"."""
+        m = self.n_answered - self.n_practice
+        return (0 < m < self.n_trials - self.n_practice and m % self.block_size == 0
+                and self.breaks_acked < m // self.block_size)
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class TrialRow:
     position: int
     token: str
     left_view: str
-    right_view: str
+    right_view: str | None  # None in single-image mode
     block: int
 
 
@@ -193,8 +198,10 @@ class Store:
                                  (reader_id,)).fetchone()
             n_trials = self._db.execute("SELECT COUNT(*) FROM trials WHERE reader_id = ?", (reader_id,)).fetchone()[0]
             n_ans = self._db.execute("SELECT COUNT(*) FROM responses WHERE reader_id = ?", (reader_id,)).fetchone()[0]
+            n_prac = self._db.execute("SELECT COUNT(*) FROM trials WHERE reader_id = ? AND kind = 'practice'",
+                                      (reader_id,)).fetchone()[0]
         return ReaderState(reader_id, int(n_trials), int(n_ans), r["started_ns"] is not None, int(r["breaks_acked"]),
-                           int(self.meta("block_size", 50)))
+                           int(self.meta("block_size", 50)), int(n_prac))
 
     def current_trial(self, reader_id: str) -> TrialRow | None:
         """The next unanswered trial of ``reader_id`` (``None`` when done)."""
@@ -204,8 +211,8 @@ class Store:
         rows = self.query("SELECT position, token, left_view, right_view, block FROM trials "
                           "WHERE reader_id = ? AND position = ?", (reader_id, st.n_answered))
         r = rows[0]
-        return TrialRow(reader_id, int(r["position"]), str(r["token"]), str(r["left_view"]), str(r["right_view"]),
-                        int(r["block"]))
+        return TrialRow(reader_id, int(r["position"]), str(r["token"]), str(r["left_view"]),
+                        None if r["right_view"] is None else str(r["right_view"]), int(r["block"]))
 
     def start(self, token: str, now_ns: int) -> None:
         """Mark a reader as started (idempotent)."""
@@ -234,18 +241,21 @@ class Store:
             if not st.break_pending:
                 raise AnswerError(409, "no break is pending")
             db.execute("UPDATE readers SET breaks_acked = ? WHERE reader_id = ?",
-                       (st.n_answered // st.block_size, reader_id))
+                       ((st.n_answered - st.n_practice) // st.block_size, reader_id))
             self.append_log(db, "continue", reader_id, {"after": st.n_answered}, now_ns)
 
     def record_answer(self, token: str, trial_token: str, choice: str, confidence: int | None,
-                      now_ns: int) -> int:
+                      now_ns: int, *, zoom: int | None = None, dpr: float | None = None) -> int:
         """Store one answer (validated, atomically, with its audit-log entry).
 
         Args:
             token: the reader link token. trial_token: the trial's opaque token.
-            choice: ``"left"`` or ``"right"`` (the image the reader calls real).
+            choice: ``"left"`` or ``"right"`` (the image the reader calls real); in single-image
+                mode (trials with a ``truth``) ``"real"`` or ``"simulated"``.
             confidence: 1-5 or ``None`` (not given; never imputed).
             now_ns: server receive time [ns since the epoch].
+            zoom: the display scale the reader had chosen (recorded, not validated here).
+            dpr: the browser's ``devicePixelRatio`` (recorded).
 
         Returns:
             The answered trial's position.
@@ -253,17 +263,21 @@ class Store:
         Raises:
             AnswerError: with the HTTP status to answer (nothing is written).
         """
-        if choice not in ("left", "right"):
-            raise AnswerError(400, "choice must be 'left' or 'right'")
+        if choice not in ("left", "right", "real", "simulated"):
+            raise AnswerError(400, "choice must be 'left' or 'right' ('real' or 'simulated' in single-image mode)")
         if confidence is not None and not (isinstance(confidence, int) and 1 <= confidence <= 5):
             raise AnswerError(400, "confidence must be an integer from 1 to 5")
         reader_id = self.reader_for_token(token)
         with self.transaction() as db:
-            trial = db.execute("SELECT reader_id, position FROM trials WHERE token = ?", (trial_token,)).fetchone()
+            trial = db.execute("SELECT reader_id, position, truth FROM trials WHERE token = ?",
+                               (trial_token,)).fetchone()
             if trial is None:
                 raise AnswerError(404, "unknown trial")
             if trial["reader_id"] != reader_id:
                 raise AnswerError(403, "this trial belongs to another reader")
+            if (choice in ("real", "simulated")) != (trial["truth"] is not None):
+                raise AnswerError(400, "choice must be 'real' or 'simulated' in single-image mode, else 'left' or "
+                                  "'right'")
             st = self.state(reader_id)
             if not st.started:
                 raise AnswerError(409, "the study has not been started from the instructions page")
@@ -276,8 +290,9 @@ class Store:
                 raise AnswerError(409, "a break is pending")
             first, shown, n_shown = self._shown.get((reader_id, pos), (None, None, 0))
             rt = None if shown is None else (now_ns - int(shown)) / 1e6
-            db.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (reader_id, pos, choice, confidence, shown, now_ns, rt))
+            db.execute("INSERT INTO responses (reader_id, position, choice, confidence, shown_ns, answered_ns, rt_ms, "
+                       "zoom, dpr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (reader_id, pos, choice, confidence, shown, now_ns, rt, zoom, dpr))
             db.execute("UPDATE trials SET first_shown_ns = ?, last_shown_ns = ?, n_shown = ? "
                        "WHERE reader_id = ? AND position = ?", (first, shown, n_shown, reader_id, pos))
             self.append_log(db, "answer", reader_id,
@@ -291,7 +306,7 @@ class Store:
         """The image file behind a view token of the reader's *current* trial (404 otherwise)."""
         reader_id = self.reader_for_token(token)
         cur = self.current_trial(reader_id)
-        if cur is None or view not in (cur.left_view, cur.right_view):
+        if cur is None or not view or view not in (cur.left_view, cur.right_view):
             raise AnswerError(404, "not found")
         col = "left_image" if view == cur.left_view else "right_image"
         rows = self.query(f"SELECT i.file FROM trials t JOIN images i ON i.image_id = t.{col} "
@@ -302,8 +317,8 @@ class Store:
     def reads(self) -> list[dict[str, Any]]:
         """Every answered trial joined with its key, in (reader, position) order."""
         rows = self.query(
-            "SELECT t.reader_id, t.position, t.kind, t.item, t.block, t.real_side, t.repeat_of, t.left_image, "
-            "t.right_image, r.choice, r.confidence, r.rt_ms, r.answered_ns, t.n_shown "
+            "SELECT t.reader_id, t.position, t.kind, t.item, t.block, t.real_side, t.truth, t.repeat_of, "
+            "t.left_image, t.right_image, r.choice, r.confidence, r.rt_ms, r.answered_ns, t.n_shown, r.zoom, r.dpr "
             "FROM responses r JOIN trials t ON t.reader_id = r.reader_id AND t.position = r.position "
             "ORDER BY t.reader_id, t.position")
         return [dict(r) for r in rows]

@@ -43,11 +43,12 @@ from ivus_sim.turing.audit import (
     audit_html,
 )
 from ivus_sim.turing.encode import IMAGE_SUFFIXES, IntensityNorm, load_grey, neutralise, opaque_name, write_encoded
+from ivus_sim.turing.modes import PLAN_META, StudyMode, StudyPlan, Truth, insert_reader
 from ivus_sim.turing.pairing import PairingMode, make_pairs
-from ivus_sim.turing.schedule import CatchItems, make_schedule
+from ivus_sim.turing.schedule import CatchItems
 from ivus_sim.turing.store import DB_NAME, Store
 
-__all__ = ["StudyConfig", "BuiltStudy", "build_study", "list_images", "reader_links", "SIDECAR_NAME"]
+__all__ = ["StudyConfig", "BuiltStudy", "build_study", "list_images", "reader_links", "read_text_file", "SIDECAR_NAME"]
 
 SIDECAR_NAME = "study.json"
 AUDIT_NAME = "leakage_audit"
@@ -69,6 +70,13 @@ class StudyConfig:
         intensity: display-range normalisation applied to every image.
         auc_threshold, alpha: leakage audit thresholds (see :mod:`ivus_sim.turing.audit`).
         force: build even when the leakage audit fails (the failure is recorded).
+        mode: ``2afc`` (pairs side by side) or ``single`` (one frame at a time, real or
+            simulated with a rating); see :mod:`ivus_sim.turing.modes`.
+        n_practice: practice trials with feedback before the study (spare images; excluded
+            from the analysis).
+        consent_text, debrief_text: the consent page shown before the instructions and the
+            debrief shown at the end (plain text, paragraphs separated by blank lines;
+            ``None``: the built-in texts).
     """
 
     n_pairs: int | None = None
@@ -83,6 +91,10 @@ class StudyConfig:
     auc_threshold: float = DEFAULT_AUC_THRESHOLD
     alpha: float = DEFAULT_ALPHA
     force: bool = False
+    mode: StudyMode = StudyMode.TWO_AFC
+    n_practice: int = 0
+    consent_text: str | None = None
+    debrief_text: str | None = None
 
     def ids(self) -> tuple[str, ...]:
         if self.reader_ids is not None:
@@ -99,7 +111,8 @@ class StudyConfig:
         return {"n_pairs": self.n_pairs, "reader_ids": list(self.ids()), "seed": self.seed, "n_catch": self.n_catch,
                 "size": self.size, "block_size": self.block_size, "pairing": PairingMode(self.pairing).value,
                 "intensity": IntensityNorm(self.intensity).value, "auc_threshold": self.auc_threshold,
-                "alpha": self.alpha, "force": self.force}
+                "alpha": self.alpha, "force": self.force, "mode": StudyMode(self.mode).value,
+                "n_practice": self.n_practice, "consent_text": self.consent_text, "debrief_text": self.debrief_text}
 
 
 @dataclass
@@ -139,6 +152,36 @@ def _shuffle_inside_fov(image: np.ndarray, g: np.random.Generator) -> np.ndarray
     return out
 
 
+def read_text_file(path: str | Path, limit: int = 20_000) -> str:
+    """A consent or debrief text file (UTF-8, at most ``limit`` characters)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise IvusSimError(f"{path}: not UTF-8 text") from None
+    if len(text) > limit:
+        raise IvusSimError(f"{path}: longer than {limit} characters")
+    if not text.strip():
+        raise IvusSimError(f"{path}: empty")
+    return text
+
+
+def _practice_material(spare_real: list[Path], spare_fake: list[Path],
+                       cfg: StudyConfig) -> tuple[list[Path], list[Path]]:
+    """Practice images: spare real and simulated images used nowhere else (feedback reveals them)."""
+    n = cfg.n_practice
+    if not n:
+        return [], []
+    n_real, n_fake = (n, n) if StudyMode(cfg.mode) is StudyMode.TWO_AFC else ((n + 1) // 2, n // 2)
+    if len(spare_real) < n_real or len(spare_fake) < n_fake:
+        raise IvusSimError(f"--practice {n} needs {n_real} real and {n_fake} simulated images used nowhere else in "
+                           f"the study (have {len(spare_real)} and {len(spare_fake)}); lower --pairs, --catch or "
+                           "--practice")
+    g = rng(cfg.seed, "turing-practice-material")
+    return ([spare_real[int(i)] for i in g.permutation(len(spare_real))[:n_real]],
+            [spare_fake[int(i)] for i in g.permutation(len(spare_fake))[:n_fake]])
+
+
 def reader_links(study: str | Path, base_url: str = "http://127.0.0.1:8000") -> dict[str, str]:
     """``reader id -> link`` for a built study."""
     with Store(Path(study) / DB_NAME) as store:
@@ -175,6 +218,9 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
         raise IvusSimError(f"--block-size must be >= 1, got {cfg.block_size}")
     if cfg.n_catch < 0:
         raise IvusSimError(f"--catch must be >= 0, got {cfg.n_catch}")
+    if cfg.n_practice < 0:
+        raise IvusSimError(f"--practice must be >= 0, got {cfg.n_practice}")
+    mode = StudyMode(cfg.mode)
     reader_ids = cfg.ids()
     real_files, fake_files = list_images(real_dir), list_images(fake_dir)
     pairs = make_pairs(real_files, fake_files, mode=cfg.pairing, n_pairs=cfg.n_pairs, seed=cfg.seed)
@@ -198,6 +244,10 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
     real_real = [(rest[2 * i], rest[2 * i + 1]) for i in range(k)]
     obvious_src = [fake_files[int(i)] for i in g.choice(len(fake_files), size=k, replace=len(fake_files) < k)] if k \
         else []
+    taken_real = used_real | set(obvious_real) | {r for ab in real_real for r in ab}
+    taken_fake = {p.fake for p in pairs} | set(obvious_src)
+    practice_real, practice_fake = _practice_material([r for r in real_files if r not in taken_real],
+                                                      [f for f in fake_files if f not in taken_fake], cfg)
 
     source_audit = audit_files([p.real for p in pairs], [p.fake for p in pairs], auc_threshold=cfg.auc_threshold,
                                alpha=cfg.alpha, strict=False, seed=cfg.seed)
@@ -216,6 +266,8 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
         sources += [("real", r, None) for r in obvious_real]
         sources += [("real", r, None) for ab in real_real for r in ab]
         sources += [("obvious", f, i) for i, f in enumerate(obvious_src)]
+        sources += [("practice_real", r, None) for r in practice_real]
+        sources += [("practice_fake", f, None) for f in practice_fake]
         with store.transaction() as db:
             for role, src, oi in tqdm(sources, desc="encoding", unit="img", disable=not progress):
                 key = (role if oi is None else f"obvious{oi}", src)
@@ -258,24 +310,23 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
                            n_repeats=k)
         built = BuiltStudy(path=out, audit=audit, source_audit=source_audit)
         now = time.time_ns()
+        plan = StudyPlan(
+            mode=mode, seed=cfg.seed, block_size=cfg.block_size, pairs=tuple(pair_ids), catch=catch,
+            practice_pairs=tuple((ids[("practice_real", r)], ids[("practice_fake", f)])
+                                 for r, f in zip(practice_real, practice_fake, strict=True))
+            if mode is StudyMode.TWO_AFC else (),
+            practice_images=tuple([(ids[("practice_real", r)], Truth.REAL.value) for r in practice_real]
+                                  + [(ids[("practice_fake", f)], Truth.SIMULATED.value) for f in practice_fake])
+            if mode is StudyMode.SINGLE else ())
         with store.transaction() as db:
             for rid in reader_ids:
-                token = secrets.token_urlsafe(24)
-                db.execute("INSERT INTO readers (reader_id, token) VALUES (?, ?)", (rid, token))
-                sched = make_schedule(pair_ids, rid, cfg.seed, catch=catch, block_size=cfg.block_size)
-                for t in sched:
-                    db.execute("INSERT INTO trials (reader_id, position, token, kind, item, left_image, right_image, "
-                               "real_side, repeat_of, block, left_view, right_view) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               (rid, t.position, secrets.token_urlsafe(16), t.kind.value, t.item, t.left, t.right,
-                                None if t.real_side is None else t.real_side.value, t.repeat_of, t.block,
-                                secrets.token_urlsafe(16), secrets.token_urlsafe(16)))
-                built.readers[rid] = token
-                built.n_trials[rid] = len(sched)
+                built.readers[rid], built.n_trials[rid] = insert_reader(db, rid, plan)
             for meta_key, value in (("study_id", secrets.token_hex(8)), ("seed", cfg.seed),
                                ("block_size", cfg.block_size), ("config", cfg.to_dict()),
                                ("leakage_audit", audit.to_dict()), ("source_audit", source_audit.to_dict()),
-                               ("audit_forced", bool(cfg.force and not audit.passed))):
+                               ("audit_forced", bool(cfg.force and not audit.passed)),
+                               (PLAN_META, plan.to_dict()), ("consent_text", cfg.consent_text),
+                               ("debrief_text", cfg.debrief_text)):
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (meta_key, json.dumps(value)))
             store.append_log(db, "build", None, {"readers": list(reader_ids), "pairs": len(pairs),
                                                  "audit_passed": audit.passed, "forced": bool(cfg.force)}, now)
