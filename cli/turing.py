@@ -75,6 +75,8 @@ def build(
         typer.echo("WARNING: built with --force despite the failed leakage audit (recorded in the study)", err=True)
     typer.echo(f"study written to {out}: {len(built.readers)} readers, "
                f"{next(iter(built.n_trials.values()))} trials each; run `ivus-sim turing serve {out}`")
+    typer.echo(f"chain head: {built.chain_head} (keep a copy outside the study; `turing analyze --anchor` "
+               "checks the answer key against it)")
 
 
 @turing_app.command("serve")
@@ -101,8 +103,14 @@ def analyze(
     alpha: Annotated[float, typer.Option("--alpha", help="Test level; intervals are 1 - alpha.")] = 0.05,
     n_boot: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the kappa interval.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    anchor: Annotated[str | None, typer.Option("--anchor", help="A chain head kept outside the study (printed by "
+                                               "`turing build` or a previous analyze); must be in the chain.")] = None,
 ) -> None:
-    """Statistics per reader and pooled, CSV exports (incl. iMRMC layout) and an HTML report."""
+    """Verify the study's integrity, then the verdict, statistics, exports (iMRMC, MRMCaov) and an HTML report.
+
+    Exits with status 2 and one `error:` line when the integrity check fails (an answer, the
+    answer key or the audit log was changed outside the server).
+    """
     from ivus_sim.errors import IvusSimError
     from ivus_sim.turing.analysis import analyze_study
     from ivus_sim.turing.report import write_report
@@ -111,9 +119,14 @@ def analyze(
         raise IvusSimError(f"--margin must be in (0, 0.5), got {margin}")
     if not 0 < alpha < 1:
         raise IvusSimError(f"--alpha must be in (0, 1), got {alpha}")
-    an = analyze_study(study, margin=margin, alpha=alpha, n_boot=n_boot, seed=seed)
+    an = analyze_study(study, margin=margin, alpha=alpha, n_boot=n_boot, seed=seed, anchor=anchor)
     paths = write_report(an, out)
+    typer.echo(f"verdict: {an.verdict.verdict if an.verdict else 'none'}")
     typer.echo(an.conclusion)
+    for w in an.integrity.get("warnings", []):
+        typer.echo(f"warning: {w}", err=True)
+    ig = an.integrity
+    typer.echo(f"integrity verified; chain head: {ig.get('head_hash')} (entry {ig.get('head_seq')})")
     typer.echo(f"report: {paths['html']}")
 
 

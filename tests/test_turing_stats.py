@@ -135,7 +135,7 @@ def test_analysis_end_to_end(tmp_path: Path) -> None:
     from ivus_sim.turing.simulate import simulate_readers
     from ivus_sim.turing.study import StudyConfig, build_study
 
-    make_demo_images(tmp_path / "real", 44, size=24, stream="real", prefix="real")
+    make_demo_images(tmp_path / "real", 46, size=24, stream="real", prefix="real")
     make_demo_images(tmp_path / "fake", 40, size=24, stream="fake", prefix="sim")
     build_study(tmp_path / "real", tmp_path / "fake", tmp_path / "study",
                 StudyConfig(n_readers=3, size=24, seed=5, n_catch=2), progress=False)
@@ -154,4 +154,121 @@ def test_analysis_end_to_end(tmp_path: Path) -> None:
     pooled_k = sum(r.accuracy.k for r in an.readers)
     assert an.pooled.accuracy.k == pooled_k and an.pooled.accuracy.n == 120
     assert an.kappa is not None and an.mixed is not None and an.chain_ok
-    assert "better than chance" in an.conclusion
+    assert an.verdict is not None and an.verdict.verdict == "distinguishable"
+    assert an.verdict.per_reader[0].call == "better" and an.conclusion.startswith("Distinguishable")
+
+
+def _reads(accs: list[float], n_cases: int, seed: int = 0) -> tuple[np.ndarray, list[str], list[int]]:
+    """Readers with exactly the given accuracy on the same cases (correct reads at random cases)."""
+    g = np.random.default_rng(seed)
+    y: list[float] = []
+    readers: list[str] = []
+    cases: list[int] = []
+    for i, a in enumerate(accs):
+        v = np.zeros(n_cases)
+        v[g.permutation(n_cases)[:round(a * n_cases)]] = 1
+        y += list(v)
+        readers += [f"R{i + 1}"] * n_cases
+        cases += list(range(n_cases))
+    return np.array(y), readers, cases
+
+
+def test_crossed_random_effects_matches_reml_reference() -> None:
+    """Balanced crossed design: the moment estimates equal statsmodels' REML fit (MixedLM, crossed vc)."""
+    import warnings
+
+    import pandas as pd
+    import statsmodels.api as sm
+
+    g = np.random.default_rng(1)
+    n_r, n_c = 5, 30
+    y = 0.3 + g.normal(0, 0.8, n_r)[:, None] + g.normal(0, 0.5, n_c)[None, :] + g.normal(0, 1, (n_r, n_c))
+    readers = [f"R{i}" for i in range(n_r) for _ in range(n_c)]
+    cases = [j for _ in range(n_r) for j in range(n_c)]
+    res = st.crossed_random_effects(y.ravel(), readers, cases, n_boot=200)
+    assert res is not None and res.n_readers == n_r and res.n_cases == n_c
+    df = pd.DataFrame({"y": y.ravel(), "reader": readers, "case": cases})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM.from_formula("y ~ 1", groups=np.ones(len(df)), re_formula="0", data=df,
+                                      vc_formula={"reader": "0 + C(reader)", "case": "0 + C(case)"}).fit(reml=True)
+    vc = dict(zip(ref.model.exog_vc.names, ref.vcomp, strict=True))
+    assert res.accuracy == pytest.approx(float(ref.params.iloc[0]), rel=1e-9)
+    assert res.se == pytest.approx(float(ref.bse.iloc[0]), rel=1e-4)
+    assert res.reader_var == pytest.approx(vc["reader"], rel=1e-4)
+    assert res.case_var == pytest.approx(vc["case"], rel=1e-4)
+    assert res.residual_var == pytest.approx(ref.scale, rel=1e-4)
+    # the mean squares are the two-way ANOVA's (statsmodels anova_lm)
+    import statsmodels.formula.api as smf
+
+    aov = sm.stats.anova_lm(smf.ols("y ~ C(reader) + C(case)", df).fit())
+    assert res.ms_reader == pytest.approx(aov["mean_sq"].iloc[0], rel=1e-10)
+    assert res.ms_case == pytest.approx(aov["mean_sq"].iloc[1], rel=1e-10)
+    assert res.ms_residual == pytest.approx(aov["mean_sq"].iloc[2], rel=1e-10)
+
+
+def test_reader_variance_widens_the_interval() -> None:
+    y, readers, cases = _reads([0.5, 0.6, 0.8, 0.3], 100)
+    res = st.crossed_random_effects(y, readers, cases)
+    assert res is not None and res.accuracy == pytest.approx(0.55)
+    # readers as random: 0.55 +- t(3 df) * sqrt(MS_R / (R C)) with the case component truncated at 0
+    se = math.sqrt(100 * np.var([0.5, 0.6, 0.8, 0.3], ddof=1) / 400)
+    assert res.se == pytest.approx(se, rel=1e-9) and res.df == pytest.approx(3.0)
+    from scipy.stats import t
+
+    assert res.ci == pytest.approx((0.55 - t.ppf(0.975, 3) * se, 0.55 + t.ppf(0.975, 3) * se), rel=1e-9)
+    assert res.ci[0] < 0.25 and res.ci[1] > 0.85  # roughly 0.22-0.88, not the pooled 0.48-0.62
+    assert res.bootstrap_ci is not None and res.bootstrap_ci[0] < 0.45 and res.bootstrap_ci[1] > 0.65
+    pooled = st.proportion_summary(int(y.sum()), len(y))
+    assert res.ci[1] - res.ci[0] > 4 * (pooled.ci_exact[1] - pooled.ci_exact[0])
+
+
+def test_complete_block_of_an_unfinished_study() -> None:
+    readers = ["A"] * 10 + ["B"] * 10 + ["C"] * 3
+    cases = list(range(10)) + list(range(10)) + [0, 1, 2]
+    assert st.complete_block(readers, cases) == (["A", "B"], list(range(10)))
+    assert st.crossed_random_effects(np.ones(3), ["A"] * 3, [0, 1, 2]) is None  # one reader: not estimable
+
+
+@pytest.mark.parametrize(("accs", "expect", "calls"), [
+    ([0.8, 0.2], "distinguishable", ["better", "reversed"]),  # opposite directions do not cancel
+    ([0.5, 0.6, 0.8, 0.3], "distinguishable", None),
+    ([0.85, 0.15], "distinguishable", ["better", "reversed"]),
+    ([0.5, 0.5, 0.5], "indistinguishable", ["equivalent"] * 3),
+    ([0.5, 0.6], "inconclusive", None),
+])
+def test_verdict_rules(accs: list[float], expect: str, calls: list[str] | None) -> None:
+    from ivus_sim.turing.verdict import decide, reader_call
+
+    n = 300 if expect == "indistinguishable" else 60
+    y, readers, cases = _reads(accs, n)
+    ks = [int(y[np.array(readers) == f"R{i + 1}"].sum()) for i in range(len(accs))]
+    _, p_holm = st.holm([st.proportion_summary(k, n).p_value for k in ks])
+    rc = [reader_call(f"R{i + 1}", n, k / n, p, st.tost(k, n).p_value, 0.05)
+          for i, (k, p) in enumerate(zip(ks, p_holm, strict=True))]
+    v = decide(rc, st.crossed_random_effects(y, readers, cases, n_boot=0), 0.10, 0.05)
+    assert v.verdict == expect, v.sentence
+    if calls is not None:
+        assert [c.call for c in v.per_reader] == calls
+    d = v.to_dict()
+    assert d["verdict"] == expect and d["rule"] and d["per_reader"][0]["reader"] == "R1"
+    assert d["random_effects"]["method"].startswith("crossed random effects")
+    # the pooled binomial alone would have said "no difference" for the opposite readers
+    if accs == [0.8, 0.2]:
+        assert st.proportion_summary(int(y.sum()), len(y)).p_value > 0.5
+
+
+def test_verdict_from_random_effects_alone() -> None:
+    """Many readers each a little above chance: none significant alone, the random-effects interval excludes 0.5."""
+    from ivus_sim.turing.verdict import decide, reader_call
+
+    accs = [0.6] * 8
+    y, readers, cases = _reads(accs, 40)
+    rc = [reader_call(f"R{i + 1}", 40, 0.6, 0.9, 0.5, 0.05) for i in range(8)]
+    v = decide(rc, st.crossed_random_effects(y, readers, cases, n_boot=0), 0.10, 0.05)
+    assert v.verdict == "distinguishable" and "random-effects" in v.rule
+    # ... and equivalence shown only by the random-effects interval
+    y, readers, cases = _reads([0.5] * 8, 100)
+    rc = [reader_call(f"R{i + 1}", 100, 0.5, 1.0, 0.06, 0.05) for i in range(8)]
+    v = decide(rc, st.crossed_random_effects(y, readers, cases, n_boot=0), 0.10, 0.05)
+    assert v.verdict == "indistinguishable" and "random-effects" in v.rule

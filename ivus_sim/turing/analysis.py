@@ -16,8 +16,14 @@ Definitions (main trials only unless stated; catch trials are analysed separatel
   reader-and-pair random-effects estimate below accounts for the clustering).
 * agreement: Fleiss' kappa over readers on the main pairs every answering reader has read
   (category: chose the real / the simulated image), percentile bootstrap over pairs.
-* random effects: ``logit P(correct) = mu + u_reader + v_pair`` (variational Bayes).
+* random effects: readers and pairs as crossed random effects on correctness
+  (:func:`ivus_sim.turing.stats.crossed_random_effects`: two-way ANOVA variance components,
+  Satterthwaite t interval; a two-way bootstrap beside it).
 * schedule check: exact real-left balance and a runs test of each reader's real-left sequence.
+* verdict: :mod:`ivus_sim.turing.verdict` - per reader first, then the random-effects interval.
+* integrity: nothing is analysed unless :meth:`ivus_sim.turing.store.Store.verify_integrity`
+  passes (the chain, the answer key, every answer, the anchor file and an optional external
+  head); ``allow_tampered=True`` analyses anyway and records the problems.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from ivus_sim.errors import IvusSimError
 from ivus_sim.turing import stats as st
 from ivus_sim.turing.store import DB_NAME, Store
+from ivus_sim.turing.verdict import Verdict, decide, reader_call
 
-__all__ = ["ReaderResult", "StudyAnalysis", "analyze_study", "load_reads"]
+__all__ = ["ReaderResult", "StudyAnalysis", "analyze_study", "load_reads", "integrity_error"]
 
 
 @dataclass
@@ -71,23 +79,28 @@ class StudyAnalysis:
     readers: list[ReaderResult]
     pooled: ReaderResult
     kappa: st.KappaResult | None
-    mixed: st.MixedResult | None
+    mixed: st.CrossedResult | None  # readers-and-pairs random effects (the name is kept for old notebooks)
     chain_ok: bool
     audit: dict[str, Any]
     audit_forced: bool
     conclusion: str
+    verdict: Verdict | None = None
+    integrity: dict[str, Any] = field(default_factory=dict)
     reads: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("reads")
+        d["random_effects"] = d.pop("mixed")
+        d["verdict"] = None if self.verdict is None else self.verdict.to_dict()
         return d
 
 
-def load_reads(study: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every answered trial with derived fields, and study facts (meta, schedules, chain check)."""
+def load_reads(study: str | Path, anchor: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every answered trial with derived fields, and study facts (meta, schedules, integrity check)."""
     store = Store(Path(study) / DB_NAME)
     try:
+        integrity = store.verify_integrity(anchor)
         reads = store.reads()
         pairs = {int(r["pair_id"]): (int(r["real_image"]), int(r["fake_image"]))
                  for r in store.query("SELECT * FROM pairs")}
@@ -96,7 +109,7 @@ def load_reads(study: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]
             "study_id": store.meta("study_id", ""),
             "audit": store.meta("leakage_audit", {}),
             "audit_forced": bool(store.meta("audit_forced", False)),
-            "chain": store.verify_chain(),
+            "integrity": integrity,
             "readers": [rid for rid, _ in store.readers()],
             "schedule": [dict(r) for r in sched],
             "pairs": pairs,
@@ -163,43 +176,53 @@ def _kappa(reads: list[dict[str, Any]], pairs: dict[int, tuple[int, int]], n_boo
     return res if math.isfinite(res.kappa) else None
 
 
-def _conclusion(p: ReaderResult, alpha: float, margin: float, forced: bool) -> str:
+def _pooled_text(p: ReaderResult) -> str:
     a = p.accuracy
-    text = f"Pooled accuracy {a.estimate:.3f} ({a.k}/{a.n}; exact 95% CI {a.ci_exact[0]:.3f}-{a.ci_exact[1]:.3f}). "
     if a.n == 0:
-        text = "No main-trial answers yet. "
-    elif a.p_value < alpha and a.estimate > 0.5:
-        text += f"Readers told real from simulated better than chance (binomial p={a.p_value:.3g})."
-    elif a.p_value < alpha:
-        text += (f"Readers chose the simulated image as real more often than chance (p={a.p_value:.3g}): they can tell "
-                 "the classes apart, with the labels reversed.")
-    elif p.tost.equivalent:
-        text += (f"Accuracy is equivalent to chance within +-{margin:.2f} (TOST p={p.tost.p_value:.3g}): readers could "
-                 "not tell real from simulated.")
-    else:
-        text += (f"Inconclusive: no significant difference from chance (p={a.p_value:.3g}) but equivalence within "
-                 f"+-{margin:.2f} is not shown either (TOST p={p.tost.p_value:.3g}); more trials are needed.")
+        return ""
+    return (f" Pooled accuracy {a.estimate:.3f} ({a.k}/{a.n}; exact 95% CI {a.ci_exact[0]:.3f}-{a.ci_exact[1]:.3f}; "
+            "treats every read as independent, so it is descriptive only).")
+
+
+def _conclusion(verdict: Verdict, p: ReaderResult, forced: bool) -> str:
+    text = verdict.sentence + _pooled_text(p)
     if forced:
         text += " WARNING: the study was built with --force despite a failed leakage audit."
     return text
 
 
+def integrity_error(problems: list[str]) -> str:
+    """The one-line message for a failed integrity check."""
+    more = f" (+{len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+    return f"study integrity check failed: {problems[0]}{more}; the answers are not analysed"
+
+
 def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.05, n_boot: int = 2000,
-                  seed: int = 0, mixed: bool = True) -> StudyAnalysis:
+                  seed: int = 0, mixed: bool = True, anchor: str | None = None,
+                  allow_tampered: bool = False) -> StudyAnalysis:
     """Analyse the answers stored in a study folder.
 
     Args:
         study: the study folder.
         margin: equivalence margin around 0.5 for the TOST.
         alpha: test level (intervals are ``1 - alpha``).
-        n_boot: bootstrap resamples for the kappa interval.
+        n_boot: bootstrap resamples for the kappa interval and the two-way bootstrap.
         seed: drives the bootstrap.
-        mixed: fit the reader-and-pair random-effects model.
+        mixed: compute the readers-and-pairs random-effects analysis.
+        anchor: a chain head kept outside the study (see :meth:`Store.verify_integrity`).
+        allow_tampered: analyse even when the integrity check fails (recorded, and the
+            conclusion starts with a warning); by default that raises.
 
     Returns:
         :class:`StudyAnalysis`.
+
+    Raises:
+        IvusSimError: the integrity check failed (one line naming the first problem).
     """
-    reads, facts = load_reads(study)
+    reads, facts = load_reads(study, anchor)
+    integrity = facts["integrity"]
+    if not integrity.ok and not allow_tampered:
+        raise IvusSimError(integrity_error(integrity.problems))
     schedule = facts["schedule"]
     results = []
     for rid in facts["readers"]:
@@ -212,12 +235,18 @@ def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.0
     pooled.schedule_balanced = all(r.schedule_balanced for r in results if r.schedule_balanced is not None)
     pooled.schedule_runs_p = None
     main = [r for r in reads if r["kind"] == "main"]
-    mixed_res = st.mixed_accuracy(np.array([r["correct"] for r in main], float), [r["reader_id"] for r in main],
-                                  [r["item"] for r in main]) if mixed and main else None
-    ok, _, _ = facts["chain"]
+    crossed = st.crossed_random_effects(np.array([r["correct"] for r in main], float), [r["reader_id"] for r in main],
+                                        [r["item"] for r in main], alpha=alpha, n_boot=n_boot,
+                                        seed=seed) if mixed and main else None
+    calls = [reader_call(r.reader_id, r.accuracy.n, r.accuracy.estimate if r.accuracy.n else None, r.p_holm,
+                         r.tost.p_value, alpha) for r in results]
+    verdict = decide(calls, crossed, margin, alpha)
+    conclusion = _conclusion(verdict, pooled, facts["audit_forced"])
+    if not integrity.ok:
+        conclusion = f"WARNING: {integrity_error(integrity.problems)} (analysed anyway on request). {conclusion}"
     return StudyAnalysis(
         study=str(study), study_id=str(facts["study_id"]), margin=margin, alpha=alpha, n_boot=n_boot, seed=seed,
         readers=results,
-        pooled=pooled, kappa=_kappa(reads, facts["pairs"], n_boot, alpha, seed), mixed=mixed_res, chain_ok=ok,
-        audit=facts["audit"], audit_forced=facts["audit_forced"],
-        conclusion=_conclusion(pooled, alpha, margin, facts["audit_forced"]), reads=reads)
+        pooled=pooled, kappa=_kappa(reads, facts["pairs"], n_boot, alpha, seed), mixed=crossed,
+        chain_ok=integrity.ok, audit=facts["audit"], audit_forced=facts["audit_forced"], conclusion=conclusion,
+        verdict=verdict, integrity=integrity.to_dict(), reads=reads)

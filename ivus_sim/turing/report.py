@@ -9,12 +9,20 @@ Files written by :func:`write_report` into the report folder:
   ``-c`` chose right; empty when no confidence was given). Then: trial index, block, kind,
   side of the real image, choice, whether the real image was chosen, confidence, response time.
 * ``imrmc.csv`` - iMRMC-style per-image ratings for ROC analysis of the main trials: every
-  image is a case (``img0012``, truth 1 = real, 0 = simulated, in rows with ``readerID -1``
-  and ``modalityID truth``), scored ``+c`` when the reader chose it as real and ``-c`` when
-  not; reads without a confidence are left out. ``imrmc_input.txt`` holds the same rows after
-  a ``BEGIN DATA:`` line, the format iMRMC reads directly.
+  image is a case with a **numeric** case id (the study's image id; iMRMC and RJafroc reject
+  text ids), truth 1 = real, 0 = simulated in rows with ``readerID -1`` and ``modalityID
+  truth``; each reader scores it ``+c`` when they chose it as real and ``-c`` when not; reads
+  without a confidence are left out. ``imrmc_input.txt`` is the file iMRMC reads: a free-text
+  description, ``N0:``, ``N1:``, ``NR:``, ``NM:``, ``BEGIN DATA:``, then the same rows as
+  ``readerID,caseID,modalityID,score`` without a header line.
+* ``mrmcaov.csv`` - the same per-image reads for R's MRMCaov, one row per reader and case:
+  ``reader, treatment, case, truth, rating`` (e.g. ``mrmc(empirical_auc(truth, rating),
+  treatment, reader, case, data = read.csv("mrmcaov.csv"))``).
 * ``readers.csv`` - one row per reader (and ``pooled``) with every statistic.
-* ``analysis.json`` - everything, machine-readable.
+* ``analysis.json`` - everything, machine-readable; ``verdict`` is the structured verdict
+  (:mod:`ivus_sim.turing.verdict`), ``integrity`` the integrity check with the chain head.
+* ``chain_head.txt`` - the audit-log head the results were computed from (keep it: a later
+  ``turing analyze --anchor`` proves the answers analysed here were not changed since).
 * ``report.html`` - the tables plus plots embedded as base64 PNG (no external assets).
 """
 
@@ -35,7 +43,7 @@ from ivus_sim.io import atomic_write, write_json
 from ivus_sim.turing.analysis import ReaderResult, StudyAnalysis
 from ivus_sim.turing.stats import roc_curve
 
-__all__ = ["write_report", "reads_rows", "imrmc_rows", "reader_rows"]
+__all__ = ["write_report", "reads_rows", "imrmc_rows", "reader_rows", "mrmcaov_rows", "imrmc_input_text"]
 
 MODALITY = "turing2afc"
 
@@ -68,22 +76,49 @@ def reads_rows(analysis: StudyAnalysis) -> list[dict[str, Any]]:
     return rows
 
 
-def imrmc_rows(analysis: StudyAnalysis) -> list[tuple[str, str, str, int]]:
-    """``(readerID, caseID, modalityID, score)`` rows: truth rows first, then per-image ratings."""
-    truth: dict[str, int] = {}
+def _image_reads(analysis: StudyAnalysis) -> tuple[dict[int, int], list[tuple[str, int, int]]]:
+    """Truth per image id and ``(reader, image id, signed rating)`` of the main trials with a confidence."""
+    truth: dict[int, int] = {}
     ratings = []
     for r in analysis.reads:
         if r["kind"] != "main":
             continue
-        real_img = r["left_image"] if r["real_side"] == "left" else r["right_image"]
-        fake_img = r["right_image"] if r["real_side"] == "left" else r["left_image"]
-        truth[f"img{int(real_img):04d}"], truth[f"img{int(fake_img):04d}"] = 1, 0
+        real_img = int(r["left_image"] if r["real_side"] == "left" else r["right_image"])
+        fake_img = int(r["right_image"] if r["real_side"] == "left" else r["left_image"])
+        truth[real_img], truth[fake_img] = 1, 0
         if r["confidence"] is None:
             continue
         c = int(r["confidence"])
         for img in (real_img, fake_img):
-            ratings.append((r["reader_id"], f"img{int(img):04d}", MODALITY, c if r["chosen_image"] == img else -c))
-    return [("-1", case, "truth", t) for case, t in sorted(truth.items())] + ratings
+            ratings.append((str(r["reader_id"]), img, c if int(r["chosen_image"]) == img else -c))
+    return truth, ratings
+
+
+def imrmc_rows(analysis: StudyAnalysis) -> list[tuple[str, int, str, int]]:
+    """``(readerID, caseID, modalityID, score)`` rows: truth rows first, then per-image ratings (numeric case ids)."""
+    truth, ratings = _image_reads(analysis)
+    return ([("-1", case, "truth", t) for case, t in sorted(truth.items())]
+            + [(rid, case, MODALITY, score) for rid, case, score in ratings])
+
+
+def imrmc_input_text(analysis: StudyAnalysis) -> str:
+    """The iMRMC input file: description, ``N0/N1/NR/NM``, ``BEGIN DATA:``, then the rows of :func:`imrmc_rows`."""
+    rows = imrmc_rows(analysis)
+    truth = [t for t in rows if t[0] == "-1"]
+    n_readers = len({t[0] for t in rows if t[0] != "-1"})
+    head = (f"ivus-sim reader study {analysis.study_id} - per-image ratings of the main 2AFC trials\n"
+            "case = image id; truth 1 = real, 0 = simulated; score = +confidence if the reader chose the image as "
+            "real, -confidence otherwise\n"
+            f"N0: {sum(1 for t in truth if t[3] == 0)}\nN1: {sum(1 for t in truth if t[3] == 1)}\n"
+            f"NR: {n_readers}\nNM: 1\nBEGIN DATA:\n")
+    return head + "".join(f"{a},{b},{c},{d}\n" for a, b, c, d in rows)
+
+
+def mrmcaov_rows(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    """Rows of ``mrmcaov.csv``: ``reader, treatment, case, truth, rating`` (one per reader and image)."""
+    truth, ratings = _image_reads(analysis)
+    return [{"reader": rid, "treatment": MODALITY, "case": case, "truth": truth[case], "rating": score}
+            for rid, case, score in ratings]
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -238,6 +273,7 @@ def _html(an: StudyAnalysis, plots: dict[str, str]) -> str:
                   "trend_odds_ratio_per_100", "p_trend", "median_rt_ms", "schedule_balanced", "schedule_runs_p"]
     rows = reader_rows(an)
     audit_ok = bool(an.audit.get("passed", False))
+    lvl, lvl_eq = round(100 * (1 - an.alpha)), round(100 * (1 - 2 * an.alpha))
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Reader study report</title><style>",
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:1rem auto;padding:0 1rem}"
@@ -252,8 +288,19 @@ def _html(an: StudyAnalysis, plots: dict[str, str]) -> str:
         parts.append("<p class='warn'>The leakage audit of this study failed and the build was forced: results may "
                      "reflect non-realism cues (see the audit below).</p>")
     if not an.chain_ok:
-        parts.append("<p class='warn'>The audit log's hash chain does not verify: the database was modified outside "
-                     "the server.</p>")
+        problems = "; ".join(an.integrity.get("problems", []))
+        parts.append("<p class='warn'>The integrity check FAILED (the database was modified outside the server; "
+                     f"analysed anyway on request): {e(problems)}</p>")
+    if an.verdict is not None:
+        v = an.verdict
+        parts.append(f"<h2>Verdict: {e(v.verdict)}</h2><p>Rule applied: {e(v.rule)}.</p>")
+        parts.append(_table([{"reader": c.reader, "n": c.n, "estimate": c.estimate, "p_holm": c.p_difference,
+                              "p_tost": c.p_equivalence, "call": c.call} for c in v.per_reader]))
+        parts.append("<p>Rules: per reader first - any reader significantly above or below 0.5 (exact binomial, "
+                     "Holm-adjusted) or a random-effects interval excluding 0.5 makes the frames distinguishable; "
+                     "they are indistinguishable only when every reader is equivalent to chance (TOST) or the "
+                     "readers-and-cases random-effects interval lies inside the margin; otherwise inconclusive. "
+                     "The pooled binomial below treats reads as independent and is descriptive only.</p>")
     parts.append(f"<h2>Accuracy (margin ±{an.margin:.2f}, alpha {an.alpha})</h2>")
     parts.append(_table([{k: r[k] for k in summary_cols} for r in rows]))
     if "forest" in plots:
@@ -278,16 +325,25 @@ def _html(an: StudyAnalysis, plots: dict[str, str]) -> str:
         parts.append("<p>Fleiss' kappa: not estimable (needs 2+ readers sharing 2+ answered pairs)</p>")
     if an.mixed is not None:
         m = an.mixed
-        parts.append(f"<p>Reader-and-pair random-effects accuracy {m.accuracy:.3f} (95% interval {m.ci[0]:.3f} to "
-                     f"{m.ci[1]:.3f}); random-effect SD (logit) readers {m.reader_sd:.3f}, pairs {m.pair_sd:.3f}; "
-                     f"{e(m.method)}</p>")
+        boot = "" if m.bootstrap_ci is None else (f"; two-way bootstrap {lvl}% interval {m.bootstrap_ci[0]:.3f} to "
+                                                  f"{m.bootstrap_ci[1]:.3f}")
+        parts.append(f"<p>Readers-and-pairs random-effects accuracy {m.accuracy:.3f} ({lvl}% interval {m.ci[0]:.3f} "
+                     f"to {m.ci[1]:.3f}, {lvl_eq}% interval {m.ci_equivalence[0]:.3f} to {m.ci_equivalence[1]:.3f}; "
+                     f"SE {m.se:.3f}, {m.df:.1f} df){boot}; variance components readers {m.reader_var:.4f}, pairs "
+                     f"{m.case_var:.4f}, residual {m.residual_var:.4f}; {m.n_readers} readers x {m.n_cases} pairs "
+                     f"(the largest complete block); {e(m.method)}</p>")
     else:
-        parts.append("<p>Random-effects model: not estimable</p>")
+        parts.append("<p>Random-effects analysis: not estimable (needs 2+ readers sharing 2+ answered pairs)</p>")
     parts.append("<h2>Leakage audit</h2>")
     checks = an.audit.get("checks", [])
     parts.append(_table([{"cue": c["name"], "flagged": c["flagged"], "auc": c.get("auc"), "p": c.get("p_value"),
                           "detail": c.get("detail", "")} for c in checks]))
-    parts.append(f"<p>audit log hash chain: {'verified' if an.chain_ok else 'BROKEN'}</p></body></html>")
+    ig = an.integrity
+    parts.append(f"<h2>Integrity</h2><p>{'verified' if an.chain_ok else 'FAILED'}: chain of {ig.get('n_entries')} "
+                 f"entries, head {e(str(ig.get('head_hash')))} (entry {ig.get('head_seq')}); "
+                 f"{ig.get('anchored_entries')} entries matched the anchor file"
+                 f"{'; external anchor checked' if ig.get('external_anchor') else ''}. "
+                 f"{e(' '.join(ig.get('warnings', [])))}</p></body></html>")
     return "".join(parts)
 
 
@@ -302,12 +358,16 @@ def write_report(analysis: StudyAnalysis, out: str | Path, *, plots: bool = True
     im = imrmc_rows(analysis)
     im_header = ["readerID", "caseID", "modalityID", "score"]
     paths["imrmc"] = atomic_write(out / "imrmc.csv", lambda fh: fh.write(_csv_bytes(im_header, im)))
-    n_truth = [t for t in im if t[0] == "-1"]
-    n_readers = len({t[0] for t in im if t[0] != "-1"})
-    prefix = (f"ivus-sim reader study {analysis.study_id}: per-image ratings of the main 2AFC trials\n"
-              f"N0: {sum(1 for t in n_truth if t[3] == 0)}\nN1: {sum(1 for t in n_truth if t[3] == 1)}\n"
-              f"NR: {n_readers}\nNM: 1\nBEGIN DATA:\n")
-    paths["imrmc_input"] = atomic_write(out / "imrmc_input.txt", lambda fh: fh.write(_csv_bytes([], im, prefix)))
+    text = imrmc_input_text(analysis)
+    paths["imrmc_input"] = atomic_write(out / "imrmc_input.txt", lambda fh: fh.write(text.encode()))
+    mr = mrmcaov_rows(analysis)
+    mr_header = ["reader", "treatment", "case", "truth", "rating"]
+    paths["mrmcaov"] = atomic_write(out / "mrmcaov.csv", lambda fh: fh.write(_csv_bytes(mr_header, mr)))
+    ig = analysis.integrity
+    head = (f"{ig.get('head_hash', '')}\n# audit-log head (entry {ig.get('head_seq')}) of study "
+            f"{analysis.study_id} when these results were computed; verify later with "
+            "`ivus-sim turing analyze STUDY --anchor <head>`\n")
+    paths["chain_head"] = atomic_write(out / "chain_head.txt", lambda fh: fh.write(head.encode()))
     rr = reader_rows(analysis)
     paths["readers"] = atomic_write(out / "readers.csv", lambda fh: fh.write(_csv_bytes(list(rr[0]), rr)))
     paths["json"] = write_json(out / "analysis.json", json.loads(json.dumps(analysis.to_dict(), default=str)))

@@ -13,7 +13,27 @@ pending) 409, a malformed choice or confidence 400 - and a rejected request chan
 
 Audit log: each entry stores ``hash = sha256(prev_hash | seq | time_ns | event | reader | payload)``
 with ``prev_hash`` the previous entry's hash (64 zeros for the first), so editing, deleting or
-reordering any past entry breaks :meth:`Store.verify_chain`.
+reordering any past entry breaks the chain.
+
+Integrity model (what :meth:`Store.verify_integrity` checks; docs/reader-study.md section 5):
+
+* **the answer key** - the ``build`` entry's payload carries SHA-256 digests of canonical JSON
+  rows of the key: every ``trials`` row of each reader (all columns except the display
+  bookkeeping ``first_shown_ns``, ``last_shown_ns``, ``n_shown``), ``pairs``, ``images`` and the
+  build facts in ``meta`` (config, leakage audit, forced flag). A reader added later is
+  declared by a ``reader_key`` entry (:meth:`Store.log_reader_key`). Editing
+  ``trials.real_side`` (or any key column) no longer matches its digest.
+* **the answers** - every ``answer`` entry carries the complete ``responses`` row as stored
+  (canonical JSON, all columns); every stored row must equal its entry and every entry must
+  have its row, so flipping, inserting or deleting an answer is detected.
+* **the anchor** - the chain head after every committed transaction is appended (``seq hash``,
+  fsync'd) to ``chain-anchor.log`` beside the database: a file outside SQLite, so a chain
+  rewritten consistently inside the database (new hashes from the edited entry on) or cut
+  short (the last answer deleted with its entry) no longer matches it. The head is also
+  printed by ``turing build`` and ``turing analyze`` and exported with the results: a head
+  kept elsewhere (``turing analyze --anchor HASH``) protects even against someone who can
+  rewrite both files. At most one trailing entry may be missing from the anchor (a crash
+  between the database commit and the anchor write); it is reported, not failed.
 """
 
 from __future__ import annotations
@@ -30,10 +50,17 @@ from typing import Any
 
 from ivus_sim.errors import IvusSimError
 
-__all__ = ["AnswerError", "ReaderState", "TrialRow", "Store", "GENESIS_HASH", "DB_NAME"]
+__all__ = ["AnswerError", "ReaderState", "TrialRow", "Store", "Integrity", "GENESIS_HASH", "DB_NAME", "ANCHOR_NAME",
+           "canonical"]
 
 DB_NAME = "study.sqlite"
+ANCHOR_NAME = "chain-anchor.log"
 GENESIS_HASH = "0" * 64
+#: trials columns that change while a study runs (display bookkeeping): not part of the key digest
+MUTABLE_TRIAL_COLUMNS = frozenset({"first_shown_ns", "last_shown_ns", "n_shown"})
+#: meta keys written at build time that belong to the key digest
+KEY_META = ("study_id", "seed", "block_size", "config", "leakage_audit", "audit_forced", "schedule_plan",
+            "consent_text", "debrief_text")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,6 +138,45 @@ class TrialRow:
     block: int
 
 
+def canonical(value: Any) -> str:
+    """The canonical JSON text of a row/record (sorted keys, no spaces) that digests are taken of."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _digest(rows: Any) -> str:
+    return hashlib.sha256(canonical(rows).encode()).hexdigest()
+
+
+@dataclass
+class Integrity:
+    """The result of :meth:`Store.verify_integrity`.
+
+    Attributes:
+        ok: nothing failed (``problems`` empty).
+        problems: one line per failed check (the first is what ``turing analyze`` prints).
+        warnings: findings that do not fail the check (an unanchored last entry after a crash).
+        n_entries: entries in the chain. head_seq / head_hash: the last entry.
+        anchor_file: the anchor file checked (``None`` when absent). anchored: entries matched
+            against the anchor file. external_anchor: the head given by the caller, if any.
+    """
+
+    ok: bool
+    problems: list[str]
+    warnings: list[str]
+    n_entries: int
+    head_seq: int
+    head_hash: str
+    anchor_file: str | None
+    anchored: int
+    external_anchor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": list(self.problems), "warnings": list(self.warnings),
+                "n_entries": self.n_entries, "head_seq": self.head_seq, "head_hash": self.head_hash,
+                "anchor_file": self.anchor_file, "anchored_entries": self.anchored,
+                "external_anchor": self.external_anchor}
+
+
 def _entry_hash(prev: str, seq: int, time_ns: int, event: str, reader_id: str | None, payload: str) -> str:
     return hashlib.sha256(f"{prev}|{seq}|{time_ns}|{event}|{reader_id or ''}|{payload}".encode()).hexdigest()
 
@@ -129,6 +195,9 @@ class Store:
             raise IvusSimError(f"{self.path.parent} is not a reader study (no {self.path.name}); run `turing build`")
         self._lock = threading.RLock()
         self._shown: dict[tuple[str, int], tuple[int, int, int]] = {}  # (reader, position) -> first, last, count
+        self.anchor_path = self.path.parent / ANCHOR_NAME
+        self._pending: list[tuple[int, str]] = []  # chain heads of the open transaction (anchored on commit)
+        self._first_bad: int | None = None
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -153,12 +222,29 @@ class Store:
         """An immediate (write-locking) transaction, committed on success, rolled back on error."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            self._pending = []
             try:
                 yield self._db
             except BaseException:
+                self._pending = []
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            pending, self._pending = self._pending, []
+            if pending:
+                self._anchor(pending)
+
+    def _anchor(self, heads: list[tuple[int, str]]) -> None:
+        """Append committed chain heads to the anchor file (one ``seq hash`` line each, fsync'd)."""
+        import os
+
+        data = "".join(f"{seq} {h}\n" for seq, h in heads).encode()
+        fd = os.open(self.anchor_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -182,7 +268,48 @@ class Store:
         h = _entry_hash(prev, seq, time_ns, event, reader_id, text)
         db.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (seq, time_ns, event, reader_id, text, prev, h))
+        self._pending.append((int(seq), h))
         return h
+
+    # -- integrity: digests of the key, answer rows ---------------------------------------------
+    @staticmethod
+    def _rows(db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        cur = db.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, tuple(r), strict=True)) for r in cur.fetchall()]
+
+    def reader_key_digest(self, db: sqlite3.Connection, reader_id: str) -> str:
+        """SHA-256 of the canonical key rows of one reader (their trials minus display bookkeeping)."""
+        rows = self._rows(db, "SELECT * FROM trials WHERE reader_id = ? ORDER BY position", (reader_id,))
+        return _digest([{k: v for k, v in r.items() if k not in MUTABLE_TRIAL_COLUMNS} for r in rows])
+
+    def study_key_digest(self, db: sqlite3.Connection) -> str:
+        """SHA-256 of the canonical study-level key: pairs, images and the build facts in meta."""
+        meta = {r["key"]: r["value"] for r in self._rows(db, "SELECT key, value FROM meta") if r["key"] in KEY_META}
+        return _digest([self._rows(db, "SELECT * FROM pairs ORDER BY pair_id"),
+                        self._rows(db, "SELECT * FROM images ORDER BY image_id"), meta])
+
+    def key_digests(self, db: sqlite3.Connection) -> dict[str, Any]:
+        """``{"study": digest, "readers": {reader_id: digest}}`` of the current key (the build payload)."""
+        rids = [str(r[0]) for r in db.execute("SELECT DISTINCT reader_id FROM trials ORDER BY reader_id")]
+        return {"study": self.study_key_digest(db), "readers": {rid: self.reader_key_digest(db, rid) for rid in rids}}
+
+    def log_key(self, db: sqlite3.Connection, time_ns: int, reader_id: str | None = None) -> str:
+        """Declare (chain) the key of a reader added after the build, or the study key if ``reader_id`` is None.
+
+        Call inside the transaction that wrote the key rows. Declaring a key for a reader who
+        has already answered (or the study key once anyone has answered) fails verification.
+        """
+        payload: dict[str, Any] = ({"study": self.study_key_digest(db)} if reader_id is None
+                                   else {"readers": {reader_id: self.reader_key_digest(db, reader_id)}})
+        return self.append_log(db, "key", reader_id, payload, time_ns)
+
+    def log_answer(self, db: sqlite3.Connection, reader_id: str, position: int, time_ns: int,
+                   extra: dict[str, Any] | None = None) -> str:
+        """Chain the stored ``responses`` row of ``(reader_id, position)`` (call after inserting it)."""
+        rows = self._rows(db, "SELECT * FROM responses WHERE reader_id = ? AND position = ?", (reader_id, position))
+        payload = {"position": position, **(extra or {}), "row": rows[0]}
+        return self.append_log(db, "answer", reader_id, payload, time_ns)
 
     # -- reader requests ----------------------------------------------------------------------
     def reader_for_token(self, token: str) -> str:
@@ -295,9 +422,7 @@ class Store:
                        (reader_id, pos, choice, confidence, shown, now_ns, rt, zoom, dpr))
             db.execute("UPDATE trials SET first_shown_ns = ?, last_shown_ns = ?, n_shown = ? "
                        "WHERE reader_id = ? AND position = ?", (first, shown, n_shown, reader_id, pos))
-            self.append_log(db, "answer", reader_id,
-                            {"position": pos, "trial": trial_token, "choice": choice, "confidence": confidence,
-                             "rt_ms": rt}, now_ns)
+            self.log_answer(db, reader_id, pos, now_ns, {"trial": trial_token})
         with self._lock:
             self._shown.pop((reader_id, pos), None)
         return pos
@@ -329,21 +454,129 @@ class Store:
                 self.query("SELECT reader_id, token FROM readers ORDER BY reader_id")]
 
     def verify_chain(self) -> tuple[bool, int, int | None]:
-        """Check the audit log's hash chain.
+        """Short form of :meth:`verify_integrity`: ``(ok, n_entries, first_bad_seq or None)``."""
+        res = self.verify_integrity()
+        return res.ok, res.n_entries, self._first_bad
+
+    def verify_integrity(self, anchor: str | None = None, *, require_anchor_file: bool = True) -> Integrity:
+        """Verify the chain, the answer key, every stored answer and the anchor(s).
+
+        Args:
+            anchor: a chain head kept outside the study (printed by ``turing build`` or a previous
+                ``turing analyze``); it must be the hash of one of the chain's entries.
+            require_anchor_file: a missing anchor file is a problem (unless ``anchor`` is given).
 
         Returns:
-            ``(ok, n_entries, first_bad_seq)``.
+            :class:`Integrity` (``ok`` False with one line per problem when anything fails).
         """
-        prev = GENESIS_HASH
-        rows = self.query("SELECT * FROM audit_log ORDER BY seq")
-        for k, r in enumerate(rows, start=1):
-            h = _entry_hash(prev, int(r["seq"]), int(r["time_ns"]), str(r["event"]), r["reader_id"], str(r["payload"]))
-            if r["seq"] != k or r["prev_hash"] != prev or r["hash"] != h:
-                return False, len(rows), int(r["seq"])
-            prev = h
-        # every stored answer must have its log entry
-        n_answers = self.query("SELECT COUNT(*) AS n FROM responses")[0]["n"]
-        n_logged = self.query("SELECT COUNT(*) AS n FROM audit_log WHERE event = 'answer'")[0]["n"]
-        if n_answers != n_logged:
-            return False, len(rows), None
-        return True, len(rows), None
+        problems: list[str] = []
+        warnings: list[str] = []
+        self._first_bad = None
+        with self._lock:
+            db = self._db
+            log = self._rows(db, "SELECT * FROM audit_log ORDER BY seq")
+            # 1. the chain itself
+            prev = GENESIS_HASH
+            hashes: dict[int, str] = {}
+            for k, r in enumerate(log, start=1):
+                h = _entry_hash(prev, int(r["seq"]), int(r["time_ns"]), str(r["event"]), r["reader_id"],
+                                str(r["payload"]))
+                if r["seq"] != k or r["prev_hash"] != prev or r["hash"] != h:
+                    self._first_bad = int(r["seq"])
+                    problems.append(f"audit log entry {r['seq']} does not match the hash chain (edited, inserted or "
+                                    "deleted entries)")
+                    break
+                hashes[k] = h
+                prev = h
+            # 2. the key: declared digests (build entry, later key entries) against the tables now
+            declared_study: str | None = None
+            declared: dict[str, str] = {}
+            answered: set[str] = set()
+            logged: dict[tuple[str, int], dict[str, Any]] = {}
+            for r in log:
+                try:
+                    payload = json.loads(r["payload"])
+                except ValueError:
+                    problems.append(f"audit log entry {r['seq']} has an unreadable payload")
+                    continue
+                if r["event"] in ("build", "key"):
+                    key = payload.get("key", payload) if r["event"] == "build" else payload
+                    if "study" in key:
+                        if answered and r["event"] == "key":
+                            problems.append(f"the study key was re-declared after answers (entry {r['seq']})")
+                        declared_study = str(key["study"])
+                    for rid, dg in dict(key.get("readers", {})).items():
+                        if rid in answered:
+                            problems.append(f"the key of reader {rid} was re-declared after their answers "
+                                            f"(entry {r['seq']})")
+                        declared[str(rid)] = str(dg)
+                elif r["event"] == "answer":
+                    rid = str(r["reader_id"])
+                    answered.add(rid)
+                    pos = int(payload.get("position", -1))
+                    if (rid, pos) in logged:
+                        problems.append(f"answer of reader {rid} at trial {pos} is logged twice")
+                    logged[(rid, pos)] = payload.get("row") or {}
+            if declared_study is None:
+                problems.append("the audit log declares no answer key (no build entry with key digests)")
+            elif declared_study != self.study_key_digest(db):
+                problems.append("the study key (pairs, images or build facts) differs from the one chained at build")
+            current = {str(r[0]) for r in db.execute("SELECT DISTINCT reader_id FROM trials")}
+            for rid in sorted(current | set(declared)):
+                if rid not in declared:
+                    problems.append(f"reader {rid} has trials that were never declared in the audit log")
+                elif rid not in current:
+                    problems.append(f"the trials of reader {rid} were deleted")
+                elif declared[rid] != self.reader_key_digest(db, rid):
+                    problems.append(f"the answer key (trials) of reader {rid} differs from the one chained at build")
+            # 3. every stored answer equals its chained row, and vice versa
+            stored = {(str(r["reader_id"]), int(r["position"])): r
+                      for r in self._rows(db, "SELECT * FROM responses ORDER BY reader_id, position")}
+            for key in sorted(set(stored) | set(logged)):
+                if key not in logged:
+                    problems.append(f"stored answer of reader {key[0]} at trial {key[1]} is not in the audit log")
+                elif key not in stored:
+                    problems.append(f"logged answer of reader {key[0]} at trial {key[1]} is missing from the "
+                                    "responses (deleted)")
+                elif canonical(stored[key]) != canonical(logged[key]):
+                    problems.append(f"stored answer of reader {key[0]} at trial {key[1]} differs from the chained "
+                                    "record (edited)")
+        # 4. the anchor file outside the database
+        n = len(log)
+        head_seq, head_hash = (int(log[-1]["seq"]), str(log[-1]["hash"])) if log else (0, GENESIS_HASH)
+        anchored = 0
+        anchor_file: str | None = None
+        if self.anchor_path.is_file():
+            anchor_file = str(self.anchor_path)
+            seen: set[int] = set()
+            for line_no, line in enumerate(self.anchor_path.read_text().splitlines(), start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != 2 or not parts[0].isdigit():
+                    problems.append(f"{ANCHOR_NAME} line {line_no} is malformed")
+                    continue
+                seq, h = int(parts[0]), parts[1]
+                if seq > n:
+                    problems.append(f"the audit log ends at entry {n} but {ANCHOR_NAME} records entry {seq} "
+                                    "(entries deleted)")
+                    break
+                if hashes.get(seq, log[seq - 1]["hash"] if 0 < seq <= n else None) != h:
+                    problems.append(f"audit log entry {seq} differs from {ANCHOR_NAME} (the chain was rewritten)")
+                    break
+                seen.add(seq)
+            anchored = len(seen)
+            missing = [s for s in range(1, n + 1) if s not in seen]
+            if missing == [n]:
+                warnings.append(f"the last audit log entry ({n}) is not in {ANCHOR_NAME} (a crash between commit "
+                                "and anchor write?)")
+            elif missing:
+                problems.append(f"{len(missing)} audit log entries are not in {ANCHOR_NAME} (first: {missing[0]})")
+        elif require_anchor_file and anchor is None:
+            problems.append(f"no {ANCHOR_NAME} next to the database; pass the chain head printed at build "
+                            "(--anchor) to verify")
+        # 5. an externally kept head
+        if anchor is not None and anchor.strip().lower() not in {str(r["hash"]) for r in log}:
+            problems.append("the given anchor is not a head of this study's audit log (rewritten or another study)")
+        return Integrity(not problems, problems, warnings, n, head_seq, head_hash, anchor_file, anchored,
+                         anchor)
