@@ -18,7 +18,7 @@ import torch
 
 from ivus_sim.config import load_preset, load_tissue_acoustics
 from ivus_sim.physics import PhysicsSimulator
-from ivus_sim.physics.calibrate import (
+from ivus_sim.calibrate import (
     calibration_phantoms,
     calibration_report,
     fit_calibration,

@@ -14,12 +14,12 @@ from ivus_sim.aae.toy import (
     ToyAAEConfig,
     decode_grid,
     encode_all,
-    physics_patches,
     prior_gap_fraction,
     sample_images,
     train_toy_aae,
 )
 from ivus_sim.errors import IvusSimError
+from ivus_sim.physics.patches import physics_patches
 
 TINY: dict[str, Any] = {"channels": (4, 8), "disc_hidden": 16, "batch_size": 16}
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ivus_sim.physics import PhysicsSimulator
-from ivus_sim.physics.calibrate import calibration_phantoms, calibration_report, layout_fractions
+from ivus_sim.calibrate import calibration_phantoms, calibration_report, layout_fractions
 
 #: tolerances (measured on 8 phantoms, seed 0; see docs/physics.md for the values)
 MEAN_TOL_BIG = 15.0  # grey levels, tissues with >= 20,000 reference pixels

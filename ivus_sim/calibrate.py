@@ -1,4 +1,4 @@
-"""Calibration of the physics engine against real 20 MHz IVUS figures.
+"""Calibration of the physics engine against real 20 MHz IVUS figures (above both physics and metrics).
 
 :func:`calibration_report` simulates random phantoms with the layout of the calibration frames
 (:func:`calibration_layout`) at their geometry (400 x 400 px, catheter radius 0.115 x the disc
