@@ -1,34 +1,39 @@
-"""Does ``ivus-sim augment`` help segmentation? Lumen + vessel-wall U-Net with and without synthetic data.
+"""Does ``ivus-sim augment`` help segmentation, and how should synthetic data be mixed in?
 
-A small MONAI U-Net is trained (CPU) for 3 classes, background/perivascular (0), lumen (1)
-and vessel wall (2: everything between the lumen border and the EEM, i.e. intima, plaque and
-media; the ``lumen-wall`` label mapping), in three arms with the same number of optimiser
-steps:
+A small MONAI U-Net is trained (CPU) for 3 classes, background/perivascular (0), lumen (1) and
+vessel wall (2: intima, plaque and media between the lumen border and the EEM; the
+``lumen-wall`` label mapping) and tested on several **test domains**. Each domain supplies a
+fixed held-out test set and a pool of "real" training frames (nested subsets of ``k`` frames,
+``--n-real``). Strategies, all with the same optimiser and augmentation:
 
-(a) **real**: a small "real-like" training set of ``k`` images (``--n-real``, several sizes:
-    nested subsets of one pool);
-(b) **real + synthetic**: the same plus ``--n-synth`` images from ``ivus-sim augment``
-    (batches drawn half from each, so the few real images are not drowned out);
-(c) **synthetic**: the synthetic images only;
+* ``real``: the ``k`` real frames only (``--steps`` steps);
+* ``mix``: every batch holds ``--synth-share`` synthetic frames, the rest real (``--steps``);
+* ``weighted``: as ``mix`` but the synthetic part of the loss weighted by ``--synth-weight``;
+* ``finetune``: the synthetic-only model (below) fine-tuned on the ``k`` real frames
+  (``--steps-ft`` steps at ``--lr-ft``);
+* ``synthetic only``: ``--steps-synth`` steps on the synthetic frames alone (one model per seed,
+  tested on every domain; it is also the start of ``finetune``).
 
-and tested on one fixed held-out set of the same domain as (a). Metrics: Dice
-(:class:`monai.metrics.DiceMetric`) and the 95th-percentile Hausdorff distance
-(:class:`monai.metrics.HausdorffDistanceMetric`, in mm) of lumen and wall, mean +- std over
-``--seeds`` training seeds.
+Test domains without real data (the default): the stage-0 physics engine with fixed presets and
+a phantom seed never used for synthetic data: ``40mhz`` (the shipped 40 MHz preset; its
+settings lie inside the randomisation ranges) and two **hidden scanners**,
+``benchmarks/hidden_scanners/hidden_a.yaml`` and ``hidden_b.yaml``, which were not used to
+choose the generator or the ranges and lie outside the ``scanner`` ranges in several settings
+(bandwidth, aperture, focus, A-lines, dynamic range, ring-down, NURD; see the files). Synthetic
+data: ``ivus-sim augment --engine physics --randomise scanner`` (``--generator``; ``learned``
+uses the learned default model with the same randomisation, ``physics20`` the fixed 20 MHz preset).
 
-Without real data, (a) and the test set come from the stage-0 physics engine with the
-**40 MHz** preset and a phantom seed the generator never saw (a domain shift), while the
-synthetic images come from the embedded learned model (``--generator learned``) or, where it
-is not available, the physics engine with the **20 MHz** preset (``--generator physics``).
-``--real DIR`` runs the same comparison on real data: a folder of pairs
-``<case>_image.png`` / ``<case>_label.png`` with labels 0 background, 1 lumen, 2 wall; after a
-seeded shuffle, the last ``max(--n-real)`` cases are the training pool and the rest the test set.
+``--real DIR`` replaces the simulated domains with real data: pairs ``<case>_image.png`` /
+``<case>_label.png`` (labels 0 background, 1 lumen, 2 wall); after a seeded shuffle the last
+``max(--n-real)`` cases are the training pool and the rest the test set.
 
-Runtime with the defaults (96 px, 15 training runs, two at a time with one thread each): 5-7
-minutes on the 2-core development machine while shared (load 2-6)::
+Metrics: Dice (:class:`monai.metrics.DiceMetric`) and HD95
+(:class:`monai.metrics.HausdorffDistanceMetric`, mm) of lumen and wall, mean +- std over
+``--seeds`` training seeds. A full run with the defaults is about 60 U-Net trainings at 96 px
+(see ``benchmarks/RESULTS.md`` for the measured time)::
 
-    nice python benchmarks/segmentation_benchmark.py --out benchmarks/results/segmentation
-    python benchmarks/segmentation_benchmark.py --real /data/ivus_pairs --n-real 10 30
+    nice -n 10 python benchmarks/segmentation_benchmark.py --out benchmarks/results/segmentation
+    python benchmarks/segmentation_benchmark.py --real /data/ivus_pairs --n-real 4 12
 """
 
 from __future__ import annotations
@@ -54,8 +59,11 @@ from ivus_sim.io import atomic_write, write_json
 from ivus_sim.seeding import seed_everything, torch_generator
 
 CLASSES = ("lumen", "wall")
-REAL_SEED = 90210  # phantom/image seed of the real-like domain (never used to make synthetic data)
+REAL_SEED = 90210  # phantom/image seed of the test domains (never used to make synthetic data)
 SYNTH_SEED = 1
+HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
+DOMAINS = {"40mhz": "40mhz", "hidden_a": str(HIDDEN / "hidden_a.yaml"), "hidden_b": str(HIDDEN / "hidden_b.yaml"),
+           "20mhz": "20mhz"}
 
 
 @dataclass
@@ -95,12 +103,13 @@ def _load_decathlon(root: Path, size: int) -> Split:
     return Split(torch.from_numpy(np.stack(imgs))[:, None], torch.from_numpy(np.stack(labs))[:, None])
 
 
-def _augment(out: Path, n: int, seed: int, spec: EngineSpec, gen_size: int, size: int, workers: int) -> Split:
+def _augment(out: Path, n: int, seed: int, spec: EngineSpec, gen_size: int, size: int, workers: int,
+             randomise: Any = None) -> Split:
     """Write ``n`` pairs with ``ivus_sim.augment`` at ``gen_size`` px and load them at ``size`` px."""
     cfg = AugmentConfig(n=n, out=out, seed=seed, engine=spec, size=gen_size, fmt=ImageFormat.PNG,
-                        labels_map=LabelMapping.builtin("lumen-wall"))
+                        labels_map=LabelMapping.builtin("lumen-wall"), randomise=randomise)
     t0 = time.perf_counter()
-    rep = run_augment(cfg, workers=workers, progress=True)
+    rep = run_augment(cfg, workers=workers, progress=False)
     print(f"  {spec.describe()}: {rep.written} new + {rep.existing} existing pairs in {time.perf_counter() - t0:.0f} s")
     return _load_decathlon(out, size)
 
@@ -141,18 +150,17 @@ def _subset(s: Split, idx: np.ndarray | range) -> Split:
 
 
 # ------------------------------------------------------------------------------- training
-def _unet() -> torch.nn.Module:
+def _unet(channels: tuple[int, ...]) -> torch.nn.Module:
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=2, in_channels=1, out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2),
-                num_res_units=1)
+    return UNet(spatial_dims=2, in_channels=1, out_channels=3, channels=channels,
+                strides=(2,) * (len(channels) - 1), num_res_units=1)
 
 
-def _batch(sets: list[Split], batch: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch drawn equally from each set, with random 90-degree rotations and flips."""
+def _draw(s: Split, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random frames of ``s`` with random 90-degree rotations and flips."""
     xs, ys = [], []
-    for k in range(batch):
-        s = sets[k % len(sets)]
+    for _ in range(n):
         i = int(torch.randint(len(s), (1,), generator=g))
         x, y = s.images[i], s.labels[i]
         r = int(torch.randint(4, (1,), generator=g))
@@ -164,20 +172,49 @@ def _batch(sets: list[Split], batch: int, g: torch.Generator) -> tuple[torch.Ten
     return torch.stack(xs), torch.stack(ys)
 
 
-def train(sets: list[Split], steps: int, batch: int, seed: int, lr: float) -> torch.nn.Module:
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is trained: ``share`` of each batch synthetic, its loss weighted by ``weight``."""
+
+    steps: int
+    lr: float
+    share: float = 0.0  # 0: real only; 1: synthetic only
+    weight: float = 1.0
+    init: str | None = None  # "pretrain": start from the seed's synthetic-only model
+
+
+def train(real: Split | None, synth: Split | None, recipe: Recipe, batch: int, seed: int,
+          channels: tuple[int, ...], init_state: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
     from monai.losses import DiceCELoss
 
     seed_everything(seed)
-    net = _unet()
+    net = _unet(channels)
+    if init_state is not None:
+        net.load_state_dict(init_state)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.steps)
     g = torch_generator(seed, "segbench-batches")
+    n_syn = batch if real is None else (round(recipe.share * batch) if synth is not None else 0)
+    n_real = batch - n_syn
     net.train()
-    for _ in range(steps):
-        x, y = _batch(sets, batch, g)
+    for _ in range(recipe.steps):
+        parts = []
+        if n_real:
+            assert real is not None
+            parts.append(_draw(real, n_real, g))
+        if n_syn:
+            assert synth is not None
+            parts.append(_draw(synth, n_syn, g))
+        x = torch.cat([p[0] for p in parts])
+        y = torch.cat([p[1] for p in parts])
         opt.zero_grad()
-        loss = loss_fn(net(x), y)
+        out = net(x)
+        if n_real and n_syn and recipe.weight != 1.0:
+            loss = (loss_fn(out[:n_real], y[:n_real]) * n_real + recipe.weight * n_syn
+                    * loss_fn(out[n_real:], y[n_real:])) / (n_real + recipe.weight * n_syn)
+        else:
+            loss = loss_fn(out, y)
         loss.backward()
         opt.step()
         sched.step()
@@ -207,62 +244,90 @@ def evaluate(net: torch.nn.Module, test: Split, pixel_mm: float) -> dict[str, fl
     return out
 
 
-_ARMS: dict[str, list[Split]] = {}  # set before the pool forks (shared copy-on-write with the workers)
-_TEST: Split | None = None
+# set before the pools fork (shared copy-on-write with the workers)
+_REAL: dict[str, Split] = {}  # domain -> training pool (nested subsets: the first k)
+_TEST: dict[str, Split] = {}
+_SYNTH: list[Split] = []
+_CFG: dict[str, Any] = {}
+
+Job = tuple[str, str, int, str, int]  # (arm kind, domain, k, strategy, seed)
 
 
-def _run_one(job: tuple[str, int, int, int, float, float, int]) -> tuple[str, int, dict[str, float], float]:
-    arm, seed, steps, batch, lr, pixel_mm, threads = job
-    torch.set_num_threads(threads)
-    assert _TEST is not None
+def _run_one(job: tuple[Job, Recipe, dict[str, torch.Tensor] | None]
+             ) -> tuple[Job, dict[str, dict[str, float]], float, dict[str, torch.Tensor] | None]:
+    (kind, domain, k, _, seed), recipe, init = job
+    torch.set_num_threads(_CFG["threads"])
     t0 = time.perf_counter()
-    net = train(_ARMS[arm], steps, batch, seed, lr)
-    return arm, seed, evaluate(net, _TEST, pixel_mm), time.perf_counter() - t0
+    synth = _SYNTH[0] if _SYNTH else None
+    if kind == "synthetic":
+        net = train(None, synth, recipe, _CFG["batch"], seed, _CFG["channels"])
+        metrics = {d: evaluate(net, t, _CFG["pixel_mm"]) for d, t in _TEST.items()}
+        state = {n: v.detach().clone() for n, v in net.state_dict().items()}
+        return job[0], metrics, time.perf_counter() - t0, state
+    real = _subset(_REAL[domain], range(k))
+    net = train(real, synth if recipe.share > 0 else None, recipe, _CFG["batch"], seed, _CFG["channels"], init)
+    return job[0], {domain: evaluate(net, _TEST[domain], _CFG["pixel_mm"])}, time.perf_counter() - t0, None
 
 
 # ------------------------------------------------------------------------------------ main
-def _generator(name: str) -> tuple[EngineSpec, str]:
-    physics = EngineSpec(engine=Engine.PHYSICS, preset="20mhz")
+def _synth_spec(name: str) -> tuple[EngineSpec, Any, str]:
+    from ivus_sim.augment.randomise import BUILTIN_RANGES
+
+    scanner = BUILTIN_RANGES["scanner"]
     if name == "physics":
-        return physics, "physics engine, 20 MHz preset"
-    learned = EngineSpec(engine=Engine.LEARNED)
-    try:
-        learned.build()
-        return learned, "embedded learned default model"
-    except Exception as e:
-        if name == "learned":
-            raise
-        print(f"learned default model not available ({type(e).__name__}: {e}); using the physics engine at 20 MHz")
-        return physics, "physics engine, 20 MHz preset (learned model not available)"
+        return EngineSpec(engine=Engine.PHYSICS), scanner, "physics engine, --randomise scanner"
+    if name == "learned":
+        return EngineSpec(engine=Engine.LEARNED), scanner, "learned default model, --randomise scanner"
+    if name == "physics20":
+        return EngineSpec(engine=Engine.PHYSICS, preset="20mhz"), None, "physics engine, fixed 20 MHz preset"
+    raise IvusSimError(f"--generator {name!r}: expected physics, learned or physics20")
 
 
-def _finite(results: dict[str, list[dict[str, float]]]) -> dict[str, list[dict[str, float | None]]]:
-    """NaN/inf (e.g. HD95 of a class never predicted) -> None, for JSON."""
-    return {a: [{k: (v if math.isfinite(v) else None) for k, v in r.items()} for r in rs] for a, rs in results.items()}
+def _finite(v: dict[str, float]) -> dict[str, float | None]:
+    return {k: (x if math.isfinite(x) else None) for k, x in v.items()}
 
 
-def _fmt(vals: list[float], digits: int) -> str:
+def _stats(vals: list[float]) -> tuple[float, float]:
     v = np.asarray(vals, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return "n/a"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if v.size > 1 else 0.0:.{digits}f}"
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def _fmt(vals: list[float], digits: int) -> str:
+    m, s = _stats(vals)
+    return "n/a" if not math.isfinite(m) else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+STRATEGY_LABEL = {"real": "real only", "mix": "real + synthetic, {share:.0%} of each batch",
+                  "weighted": "real + synthetic, {share:.0%} of each batch, synthetic loss x{weight:g}",
+                  "finetune": "synthetic pre-training, then fine-tuning on real", "synthetic": "synthetic only"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=96, help="image side [px] (64-128)")
-    ap.add_argument("--n-real", type=int, nargs="+", default=[8, 24],
-                    help="real(-like) training set sizes, arms (a) and (b) (nested subsets of one pool)")
-    ap.add_argument("--gen-size", type=int, default=None,
-                    help="simulate at this size [px] and downsample to --size (default: --size)")
-    ap.add_argument("--n-test", type=int, default=48, help="held-out real(-like) test images (simulated domain)")
-    ap.add_argument("--n-synth", type=int, default=240, help="synthetic images from augment, arms (b) and (c)")
-    ap.add_argument("--steps", type=int, default=250, help="optimiser steps per training run")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--size", type=int, default=96, help="image side [px]")
+    ap.add_argument("--domains", nargs="+", default=["40mhz", "hidden_a", "hidden_b"], choices=sorted(DOMAINS),
+                    help="simulated test domains (ignored with --real)")
+    ap.add_argument("--n-real", type=int, nargs="+", default=[4, 12, 24], help="real training set sizes")
+    ap.add_argument("--n-test", type=int, default=32, help="test images per simulated domain")
+    ap.add_argument("--n-synth", type=int, default=400, help="synthetic images from augment")
+    ap.add_argument("--generator", default="physics", choices=["physics", "learned", "physics20"])
+    ap.add_argument("--strategies", nargs="+", default=["real", "mix", "finetune", "weighted"],
+                    choices=["real", "mix", "finetune", "weighted"])
+    ap.add_argument("--weighted-k", type=int, nargs="*", default=[4],
+                    help="run the 'weighted' strategy only at these k (CPU budget)")
+    ap.add_argument("--steps", type=int, default=200, help="steps of real / mix / weighted runs")
+    ap.add_argument("--steps-synth", type=int, default=500, help="steps of the synthetic-only (pre-training) run")
+    ap.add_argument("--steps-ft", type=int, default=100, help="fine-tuning steps")
+    ap.add_argument("--synth-share", type=float, default=0.5)
+    ap.add_argument("--synth-weight", type=float, default=0.3)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seeds", type=int, default=3, help="training seeds per arm")
-    ap.add_argument("--generator", choices=["auto", "learned", "physics"], default="auto")
+    ap.add_argument("--lr-ft", type=float, default=5e-4)
+    ap.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32, 64], help="U-Net channels")
+    ap.add_argument("--seeds", type=int, default=2, help="training seeds per arm")
     ap.add_argument("--real", type=Path, default=None, help="folder of real *_image.png / *_label.png pairs")
     ap.add_argument("--work", type=Path, default=None, help="keep the generated datasets here (default: temp)")
     ap.add_argument("--workers", type=int, default=2, help="augment worker processes")
@@ -273,71 +338,132 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="monai")  # a deprecation inside HD95
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-
     work = args.work or Path(tempfile.mkdtemp(prefix="segbench_"))
-    spec, gen_desc = _generator(args.generator)
-    pixel_mm = 10.0 / args.size
-    gen_size = args.gen_size or args.size
-    print("generating data ...")
+    size = args.size
     n_pool = max(args.n_real)
+    spec, randomise, gen_desc = _synth_spec(args.generator)
+    print("generating data ...")
+    domains: dict[str, str] = {}
     if args.real is None:
-        real_spec = EngineSpec(engine=Engine.PHYSICS, preset="40mhz")
-        real = _augment(work / f"real_40mhz_{gen_size}", args.n_test + n_pool, REAL_SEED, real_spec, gen_size,
-                        args.size, args.workers)
-        order = np.arange(len(real))  # test: the first n_test cases; training pool: the rest
-        test = _subset(real, order[: args.n_test])
-        domain = (f"stage-0 physics engine, 40 MHz preset, seed {REAL_SEED} ({args.n_test} test images,"
-                  f" {args.size} px" + (f", simulated at {gen_size} px" if gen_size != args.size else "") + ")")
+        for d in args.domains:
+            data = _augment(work / f"test_{d}_{size}", args.n_test + n_pool, REAL_SEED,
+                            EngineSpec(engine=Engine.PHYSICS, preset=DOMAINS[d]), size, size, args.workers)
+            _TEST[d] = _subset(data, range(args.n_test))
+            _REAL[d] = _subset(data, range(args.n_test, args.n_test + n_pool))
+            domains[d] = (f"physics engine, preset {Path(DOMAINS[d]).name}, phantom seed {REAL_SEED}"
+                          + (" (hidden scanner)" if d.startswith("hidden") else ""))
     else:
-        real = _load_pairs(args.real, args.size)
-        if len(real) <= n_pool:
-            raise IvusSimError(f"--real: {len(real)} pairs; need more than --n-real {n_pool} to leave a test set")
-        order = np.random.default_rng(0).permutation(len(real))
-        test = _subset(real, order[: len(real) - n_pool])
-        domain = f"real data from {args.real} ({len(test)} test images, {args.size} px)"
-    train_pool = order[len(test):]  # training sets are nested: the first k of the pool
-    synth = _augment(work / f"synth_{spec.describe().replace(':', '_')}_{gen_size}", args.n_synth, SYNTH_SEED, spec,
-                     gen_size, args.size, args.workers)
+        data = _load_pairs(args.real, size)
+        if len(data) <= n_pool:
+            raise IvusSimError(f"--real: {len(data)} pairs; need more than --n-real {n_pool} to leave a test set")
+        order = np.random.default_rng(0).permutation(len(data))
+        _TEST["real"] = _subset(data, order[: len(data) - n_pool])
+        _REAL["real"] = _subset(data, order[len(data) - n_pool:])
+        domains["real"] = f"real data from {args.real} ({len(_TEST['real'])} test images)"
+    tag = args.generator
+    _SYNTH.append(_augment(work / f"synth_{tag}_{size}", args.n_synth, SYNTH_SEED, spec, size, size, args.workers,
+                           randomise))
+    _CFG.update(threads=args.threads, batch=args.batch, channels=tuple(args.channels), pixel_mm=10.0 / size)
+    t_data = time.perf_counter() - t_start
 
-    arms: dict[str, list[Split]] = {}
-    for k in sorted(set(args.n_real)):
-        real_k = _subset(real, train_pool[:k])
-        arms[f"(a) {k} real"] = [real_k]
-        arms[f"(b) {k} real + {args.n_synth} synthetic"] = [real_k, synth]
-    arms[f"(c) {args.n_synth} synthetic only"] = [synth]
-    global _TEST
-    _ARMS.update(arms)
-    _TEST = test
-    jobs = [(arm, seed, args.steps, args.batch, args.lr, pixel_mm, args.threads)
-            for seed in range(args.seeds) for arm in arms]
-    by_job: dict[tuple[str, int], dict[str, float]] = {}
-    print(f"training {len(jobs)} U-Nets ({args.jobs} at a time, {args.threads} thread(s) each) ...")
-    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-        for arm, seed, m, sec in pool.imap_unordered(_run_one, jobs):
-            by_job[(arm, seed)] = m
-            print(f"  seed {seed} {arm}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()) + f" ({sec:.0f} s)")
-    results = {arm: [by_job[(arm, seed)] for seed in range(args.seeds)] for arm in arms}
+    rec = {"real": Recipe(args.steps, args.lr), "mix": Recipe(args.steps, args.lr, args.synth_share),
+           "weighted": Recipe(args.steps, args.lr, args.synth_share, args.synth_weight),
+           "finetune": Recipe(args.steps_ft, args.lr_ft, 0.0, 1.0, "pretrain")}
+    synth_recipe = Recipe(args.steps_synth, args.lr, 1.0)
+    phase1: list[tuple[Job, Recipe, None]] = [(("synthetic", "*", 0, "synthetic", s), synth_recipe, None)
+                                              for s in range(args.seeds)]
+    phase2: list[Job] = []
+    for s in range(args.seeds):
+        for d in _TEST:
+            for k in sorted(set(args.n_real)):
+                for st in args.strategies:
+                    if st == "weighted" and args.weighted_k and k not in args.weighted_k:
+                        continue
+                    if st == "finetune":
+                        phase2.append(("run", d, k, st, s))
+                    else:
+                        phase1.append((("run", d, k, st, s), rec[st], None))
+    results: dict[Job, dict[str, dict[str, float]]] = {}
+    pre: dict[int, dict[str, torch.Tensor]] = {}
+    seconds: dict[str, float] = {}
+    print(f"training {len(phase1) + len(phase2)} U-Nets ({args.jobs} at a time, {args.threads} thread(s) each) ...")
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(args.jobs) as pool:
+        for job, m, sec, state in pool.imap_unordered(_run_one, phase1):
+            results[job] = m
+            seconds[job[3]] = seconds.get(job[3], 0.0) + sec
+            if state is not None:
+                pre[job[4]] = state
+            print(f"  {job}: " + "; ".join(f"{d} lumen {v['dice_lumen']:.3f} wall {v['dice_wall']:.3f}"
+                                           for d, v in m.items()) + f" ({sec:.0f} s)", flush=True)
+        ft_jobs = [(j, rec["finetune"], pre[j[4]]) for j in phase2]
+        for job, m, sec, _ in pool.imap_unordered(_run_one, ft_jobs):
+            results[job] = m
+            seconds[job[3]] = seconds.get(job[3], 0.0) + sec
+            print(f"  {job}: " + "; ".join(f"{d} lumen {v['dice_lumen']:.3f} wall {v['dice_wall']:.3f}"
+                                           for d, v in m.items()) + f" ({sec:.0f} s)", flush=True)
 
-    lines = [f"Test set: {domain}. Synthetic data: {gen_desc}, seed {SYNTH_SEED}. "
-             f"MONAI UNet (16-32-64-128), {args.steps} steps x batch {args.batch}, DiceCE, Adam {args.lr:g}; "
-             f"mean ± std over {args.seeds} training seeds. HD95 in mm ({pixel_mm:.3f} mm/px).",
-             "",
-             "| arm | train images | Dice lumen | Dice wall | HD95 lumen [mm] | HD95 wall [mm] |",
-             "|---|---|---|---|---|---|"]
-    for arm, sets in arms.items():
-        rs = results[arm]
-        lines.append(f"| {arm} | {sum(len(s) for s in sets)} | {_fmt([r['dice_lumen'] for r in rs], 3)} | "
-                     f"{_fmt([r['dice_wall'] for r in rs], 3)} | {_fmt([r['hd95_lumen_mm'] for r in rs], 2)} | "
-                     f"{_fmt([r['hd95_wall_mm'] for r in rs], 2)} |")
-    table = "\n".join(lines)
+    # ---- tables
+    def per_seed(d: str, k: int, st: str) -> list[dict[str, float]]:
+        if st == "synthetic":
+            return [results[("synthetic", "*", 0, "synthetic", s)][d] for s in range(args.seeds)]
+        return [results[("run", d, k, st, s)][d] for s in range(args.seeds) if ("run", d, k, st, s) in results]
+
+    label = {st: STRATEGY_LABEL[st].format(share=args.synth_share, weight=args.synth_weight)
+             for st in STRATEGY_LABEL}
+    lines = [f"Synthetic data: {args.n_synth} frames, {gen_desc}, seed {SYNTH_SEED}. MONAI UNet "
+             f"({'-'.join(map(str, args.channels))}), batch {args.batch}, DiceCE, Adam; real/mix/weighted "
+             f"{args.steps} steps at {args.lr:g}, synthetic-only {args.steps_synth} steps, fine-tuning "
+             f"{args.steps_ft} steps at {args.lr_ft:g}; {size} px ({10.0 / size:.3f} mm/px); mean ± std over "
+             f"{args.seeds} training seeds.", ""]
+    summary = ["| test domain | k real | best strategy | Dice lumen (real only -> best) | "
+               "Dice wall (real only -> best) | never worse (within 1 SD) |", "|---|---|---|---|---|---|"]
+    out_json: dict[str, Any] = {}
+    for d, desc in domains.items():
+        lines += [f"**{d}** ({desc}; {len(_TEST[d])} test images)", "",
+                  "| k real | strategy | Dice lumen | Dice wall | HD95 lumen [mm] | HD95 wall [mm] |",
+                  "|---|---|---|---|---|---|"]
+        rows = [(0, "synthetic")] + [(k, st) for k in sorted(set(args.n_real)) for st in args.strategies]
+        out_json[d] = {}
+        for k, st in rows:
+            rs = per_seed(d, k, st)
+            if not rs:
+                continue
+            out_json[d][f"{k}:{st}"] = [_finite(r) for r in rs]
+            lines.append(f"| {k if st != 'synthetic' else 0} | {label[st]} | "
+                         f"{_fmt([r['dice_lumen'] for r in rs], 3)} | {_fmt([r['dice_wall'] for r in rs], 3)} | "
+                         f"{_fmt([r['hd95_lumen_mm'] for r in rs], 2)} | {_fmt([r['hd95_wall_mm'] for r in rs], 2)} |")
+        lines.append("")
+        for k in sorted(set(args.n_real)):
+            base = per_seed(d, k, "real")
+            if not base:
+                continue
+            cands = [st for st in args.strategies if st != "real" and per_seed(d, k, st)]
+            if not cands:
+                continue
+
+            def score(st: str, k: int = k, d: str = d) -> float:
+                rs = per_seed(d, k, st)
+                return _stats([r["dice_lumen"] for r in rs])[0] + _stats([r["dice_wall"] for r in rs])[0]
+
+            best = max(cands, key=score)
+            bl, bw = (_stats([r[c] for r in base]) for c in ("dice_lumen", "dice_wall"))
+            sl, sw = (_stats([r[c] for r in per_seed(d, k, best)]) for c in ("dice_lumen", "dice_wall"))
+            ok = all(s[0] >= b[0] - max(b[1], s[1]) for s, b in ((sl, bl), (sw, bw)))
+            summary.append(f"| {d} | {k} | {best} | {bl[0]:.3f} -> {sl[0]:.3f} | {bw[0]:.3f} -> {sw[0]:.3f} | "
+                           f"{'yes' if ok else 'no'} |")
     minutes = (time.perf_counter() - t_start) / 60
-    print("\n" + table + f"\n\n(total {minutes:.1f} min)")
+    cpu = {st: round(v / 60, 2) for st, v in seconds.items()}
+    table = "\n".join(lines + summary)
+    print("\n" + table + f"\n\n(total {minutes:.1f} min wall; data {t_data / 60:.1f} min; "
+          f"training CPU-minutes by strategy {cpu})")
     if args.out:
         atomic_write(args.out / "results.md", lambda fh: fh.write((table + "\n").encode()))
-        write_json(args.out / "results.json", {"domain": domain, "generator": gen_desc, "minutes": minutes,
+        write_json(args.out / "results.json", {"domains": domains, "generator": gen_desc, "minutes": minutes,
+                                               "data_minutes": t_data / 60, "training_cpu_minutes": cpu,
                                                "load_average_at_end": os.getloadavg(),
                                                "args": {k: str(v) for k, v in vars(args).items()},
-                                               "results": _finite(results)})
+                                               "results": out_json})
 
 
 if __name__ == "__main__":

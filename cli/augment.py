@@ -39,21 +39,27 @@ def augment(
     size: Annotated[int | None, typer.Option(
         "--size", help="Image side in pixels (default 256; with --phantoms their own size).")] = None,
     fov_mm: Annotated[float, typer.Option("--fov-mm", help="Field-of-view diameter of random phantoms [mm].")] = 10.0,
+    randomise: Annotated[str | None, typer.Option(
+        "--randomise", help="Scanner randomisation: a named range (scanner) or a YAML file of ranges; every image"
+        " draws its own scanner (recorded in its sidecar). See docs/augment.md.")] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device of the simulator.")] = "cpu",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Write N synthetic IVUS images with their label maps as a segmentation dataset (MONAI or nnU-Net).
 
     Example: ivus-sim augment --n 1000 --out data/Dataset501_IVUS --layout nnunet --labels-map lumen-wall
+    --engine physics --randomise scanner
     """
     from ivus_sim.augment.engine import EngineSpec
     from ivus_sim.augment.labels import load_label_mapping
+    from ivus_sim.augment.randomise import load_ranges
     from ivus_sim.augment.run import AugmentConfig, Shard, run_augment
 
     spec = EngineSpec(engine=engine, preset=preset, model=model, device=device)
     config = AugmentConfig(n=n, out=out, seed=seed, engine=spec, phantoms=phantoms, size=size, fov_mm=fov_mm,
                            fmt=fmt, layout=layout,
-                           labels_map=load_label_mapping(labels_map) if labels_map is not None else None)
+                           labels_map=load_label_mapping(labels_map) if labels_map is not None else None,
+                           randomise=load_ranges(randomise) if randomise is not None else None)
     report = run_augment(config, shard=Shard.parse(shard), workers=workers, progress=progress)
     rate = report.written / report.seconds if report.seconds > 0 else 0.0
     part = f" (shard {report.shard})" if report.shard.count > 1 else ""

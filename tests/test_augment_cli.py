@@ -76,3 +76,19 @@ def test_cli_default_engine_is_the_embedded_learned_model(tmp_path):
     with open(out / "manifest.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["engine"] for r in rows] == ["learned:default"] * 2
+
+
+def test_cli_randomise_scanner_and_bad_ranges_file(tmp_path):
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["augment", "--n", "2", "--out", str(out), "--engine", "physics", "--size", "32",
+                              "--workers", "0", "--format", "png", "--randomise", "scanner", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    sc = json.loads((out / "imagesTr/ivus_000000.json").read_text())
+    assert sc["scanner"]["ranges"] == "scanner"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fov_mm: [12, 8]\n")
+    res = runner.invoke(app, ["augment", "--n", "2", "--out", str(tmp_path / "b"), "--engine", "physics",
+                              "--randomise", str(bad)])
+    assert res.exit_code == 2
+    assert "error: bad.yaml: fov_mm: low 12 > high 8" in res.output
+    assert not (tmp_path / "b").exists()
