@@ -88,3 +88,39 @@ def test_case_key_and_name_matching(tmp_path: Path) -> None:
     assert len(sub) == 3 and sub == make_pairs(real, fake[:5], n_pairs=3, seed=1)
     with pytest.raises(IvusSimError, match="more pairs than available"):
         make_pairs(real, fake[:5], n_pairs=6)
+
+
+def test_no_image_is_shown_with_two_partners(tmp_path: Path) -> None:
+    """Catch trials must not leak: an image seen beside two different partners must be real.
+
+    Real-vs-real and obvious-fake catch trials draw only from real images never used in a main
+    pair, so across a reader's whole schedule (main, catch, repeated pairs) every image has
+    exactly one partner.
+    """
+    import sqlite3
+
+    from ivus_sim.turing.demo import make_demo_images
+    from ivus_sim.turing.study import StudyConfig, build_study
+
+    make_demo_images(tmp_path / "real", 21, size=24, stream="real", prefix="real")
+    make_demo_images(tmp_path / "fake", 12, size=24, stream="fake", prefix="sim")
+    build_study(tmp_path / "real", tmp_path / "fake", tmp_path / "study",
+                StudyConfig(n_readers=3, size=24, seed=2, n_catch=3), progress=False)
+    db = sqlite3.connect(tmp_path / "study" / "study.sqlite")
+    trials = db.execute("SELECT reader_id, kind, left_image, right_image FROM trials").fetchall()
+    main_images = {i for r in db.execute("SELECT real_image, fake_image FROM pairs") for i in r}
+    db.close()
+    assert {k for _, k, _, _ in trials} >= {"main", "obvious", "real_real", "repeat"}
+    for reader in ("R01", "R02", "R03"):
+        partners: dict[int, set[int]] = {}
+        for rid, kind, a, b in trials:
+            if rid == reader and kind != "practice":
+                partners.setdefault(a, set()).add(b)
+                partners.setdefault(b, set()).add(a)
+        assert all(len(p) == 1 for p in partners.values()), {i: p for i, p in partners.items() if len(p) > 1}
+    catch_images = {i for rid, k, a, b in trials if k in ("obvious", "real_real") for i in (a, b)}
+    assert not catch_images & main_images
+    # too few spare real images is an error, not a silent reuse of main-pair images
+    with pytest.raises(IvusSimError, match="not used in main pairs"):
+        build_study(tmp_path / "real", tmp_path / "fake", tmp_path / "study2",
+                    StudyConfig(n_readers=1, size=24, seed=2, n_catch=4), progress=False)

@@ -272,3 +272,87 @@ def test_verdict_from_random_effects_alone() -> None:
     rc = [reader_call(f"R{i + 1}", 100, 0.5, 1.0, 0.06, 0.05) for i in range(8)]
     v = decide(rc, st.crossed_random_effects(y, readers, cases, n_boot=0), 0.10, 0.05)
     assert v.verdict == "indistinguishable" and "random-effects" in v.rule
+
+
+def _single_reads(d_prime: dict[str, float], n_cases: int = 80, seed: int = 0, bias: float = 0.0) -> list:
+    """Simulated single-image readers: x = d' (real) or 0 (simulated) + bias + N(0,1); rating from |x - d'/2|."""
+    from ivus_sim.turing.single_analysis import SingleRead
+
+    g = np.random.default_rng(seed)
+    truth = np.arange(n_cases) % 2 == 0
+    out = []
+    for rid, d in d_prime.items():
+        x = np.where(truth, d, 0.0) + bias + g.normal(size=n_cases) - d / 2
+        for c in range(n_cases):
+            out.append(SingleRead(rid, c, bool(truth[c]), "real" if x[c] > 0 else "simulated",
+                                  1 + min(4, int(abs(x[c]) / 0.5))))
+    return out
+
+
+def test_single_image_analysis() -> None:
+    from ivus_sim.turing.single_analysis import SingleRead, analyze_single_image
+
+    reads = _single_reads({"A": 2.5, "B": 0.0, "C": -2.5})
+    an = analyze_single_image(reads, n_boot=100)
+    by = {r.reader: r for r in an.readers}
+    # AUC of the signed rating = Mann-Whitney U / (n1 n0), DeLong SE from placement values
+    mine = [r for r in reads if r.reader == "A"]
+    s = np.array([r.score for r in mine])
+    y = np.array([r.is_real for r in mine])
+    brute = np.mean([(a > b) + 0.5 * (a == b) for a in s[y] for b in s[~y]])
+    assert by["A"].auc == pytest.approx(brute) and by["A"].auc > 0.9 and by["C"].auc < 0.1
+    v10 = np.array([np.mean([(a > b) + 0.5 * (a == b) for b in s[~y]]) for a in s[y]])
+    v01 = np.array([np.mean([(a > b) + 0.5 * (a == b) for a in s[y]]) for b in s[~y]])
+    assert by["A"].auc_se == pytest.approx(math.sqrt(v10.var(ddof=1) / len(v10) + v01.var(ddof=1) / len(v01)))
+    said = np.array([r.said_real for r in mine])
+    assert by["A"].sensitivity.estimate == pytest.approx(said[y].mean())
+    assert by["A"].specificity.estimate == pytest.approx((~said[~y]).mean())
+    assert an.verdict.verdict == "distinguishable"
+    assert [c.call for c in an.verdict.per_reader] == ["better", "inconclusive", "reversed"]
+    d = an.to_dict()
+    assert d["verdict"]["measure"] == "AUC" and d["readers"][0]["auc_basis"] == "rating"
+    # chance readers with many cases: every AUC equivalent to 0.5 within 0.15 -> indistinguishable
+    null = analyze_single_image(_single_reads({"A": 0.0, "B": 0.0}, n_cases=400, seed=3), margin=0.15, n_boot=0)
+    assert null.verdict.verdict == "indistinguishable", null.verdict.sentence
+    # a reader without ratings is scored on the response: AUC = (sens + spec) / 2
+    bare = [SingleRead(r.reader, r.case, r.is_real, r.response, None) for r in reads if r.reader == "A"]
+    res = analyze_single_image(bare, n_boot=0).readers[0]
+    assert res.auc_basis == "response"
+    assert res.auc == pytest.approx((res.sensitivity.estimate + res.specificity.estimate) / 2)
+    with pytest.raises(ValueError):
+        SingleRead("A", 1, True, "left", 3)
+
+
+def test_single_image_study_end_to_end(tmp_path: Path) -> None:
+    """A single-mode study answered through the store is analysed with per-reader AUC and its own verdict."""
+    from ivus_sim.turing.analysis import analyze_study
+    from ivus_sim.turing.demo import make_demo_images
+    from ivus_sim.turing.modes import StudyMode
+    from ivus_sim.turing.report import imrmc_rows, write_report
+    from ivus_sim.turing.store import DB_NAME, Store
+    from ivus_sim.turing.study import StudyConfig, build_study
+
+    make_demo_images(tmp_path / "real", 16, size=24, stream="real", prefix="real")
+    make_demo_images(tmp_path / "fake", 16, size=24, stream="fake", prefix="sim")
+    build_study(tmp_path / "real", tmp_path / "fake", tmp_path / "study",
+                StudyConfig(n_readers=2, size=24, seed=3, mode=StudyMode.SINGLE, block_size=1000), progress=False)
+    g = np.random.default_rng(0)
+    with Store(tmp_path / "study" / DB_NAME) as store:
+        for rid, tok in store.readers():
+            store.start(tok, 1)
+            while (t := store.current_trial(rid)) is not None:
+                truth = store.query("SELECT truth FROM trials WHERE reader_id = ? AND position = ?",
+                                    (rid, t.position))[0]["truth"]
+                said = truth if rid == "R01" else ("real" if g.random() < 0.5 else "simulated")
+                store.record_answer(tok, t.token, said, int(g.integers(1, 6)), 2)
+    an = analyze_study(tmp_path / "study", n_boot=50)
+    assert an.mode == "single" and an.single is not None and an.chain_ok
+    by = {r.reader: r for r in an.single.readers}
+    assert by["R01"].auc == 1.0 and by["R01"].sensitivity.estimate == 1.0 and by["R01"].n == 32
+    assert an.verdict is not None and an.verdict.verdict == "distinguishable" and an.verdict.measure == "AUC"
+    rows = imrmc_rows(an)
+    assert len([r for r in rows if r[0] == "-1"]) == 32 and len(rows) == 32 + 64
+    paths = write_report(an, tmp_path / "rep", plots=False)
+    import json
+
+    assert json.loads(paths["json"].read_text())["single"]["verdict"]["verdict"] == "distinguishable"

@@ -21,6 +21,9 @@ Definitions (main trials only unless stated; catch trials are analysed separatel
   Satterthwaite t interval; a two-way bootstrap beside it).
 * schedule check: exact real-left balance and a runs test of each reader's real-left sequence.
 * verdict: :mod:`ivus_sim.turing.verdict` - per reader first, then the random-effects interval.
+* single-image mode (trials with a ``truth``): the same tables with "left" read as "real"
+  (sensitivity = P(real | real frame), specificity = P(simulated | simulated frame), AUC of the
+  signed rating), and the verdict from :mod:`ivus_sim.turing.single_analysis` (per-reader AUC).
 * integrity: nothing is analysed unless :meth:`ivus_sim.turing.store.Store.verify_integrity`
   passes (the chain, the answer key, every answer, the anchor file and an optional external
   head); ``allow_tampered=True`` analyses anyway and records the problems.
@@ -86,6 +89,8 @@ class StudyAnalysis:
     conclusion: str
     verdict: Verdict | None = None
     integrity: dict[str, Any] = field(default_factory=dict)
+    mode: str = "2afc"
+    single: Any = None  # SingleImageAnalysis in the single-image mode
     reads: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +98,7 @@ class StudyAnalysis:
         d.pop("reads")
         d["random_effects"] = d.pop("mixed")
         d["verdict"] = None if self.verdict is None else self.verdict.to_dict()
+        d["single"] = None if self.single is None else self.single.to_dict()
         return d
 
 
@@ -104,23 +110,31 @@ def load_reads(study: str | Path, anchor: str | None = None) -> tuple[list[dict[
         reads = store.reads()
         pairs = {int(r["pair_id"]): (int(r["real_image"]), int(r["fake_image"]))
                  for r in store.query("SELECT * FROM pairs")}
-        sched = store.query("SELECT reader_id, position, kind, real_side FROM trials ORDER BY reader_id, position")
+        sched = [dict(r) for r in store.query("SELECT * FROM trials ORDER BY reader_id, position")]
+        for t in sched:  # the "positive" side of the schedule: real on the left (2AFC) / a real frame (single)
+            t["x_truth"] = t.get("truth") == "real" if t.get("truth") is not None else t["real_side"] == "left"
         facts = {
             "study_id": store.meta("study_id", ""),
             "audit": store.meta("leakage_audit", {}),
             "audit_forced": bool(store.meta("audit_forced", False)),
             "integrity": integrity,
             "readers": [rid for rid, _ in store.readers()],
-            "schedule": [dict(r) for r in sched],
+            "schedule": sched,
             "pairs": pairs,
         }
     finally:
         store.close()
     for r in reads:
-        r["chosen_image"] = r["left_image"] if r["choice"] == "left" else r["right_image"]
-        r["correct"] = None if r["real_side"] is None else int(r["choice"] == r["real_side"])
         c = r["confidence"]
-        r["signed_score"] = None if c is None else (c if r["choice"] == "left" else -c)
+        if r.get("truth") is not None:  # single-image mode: "left" <-> "real" in the shared statistics
+            r["chosen_image"] = (r["left_image"], r["choice"])  # consistency: the same response to the same image
+            r["correct"] = int(r["choice"] == r["truth"])
+            r["x_truth"], r["x_said"] = r["truth"] == "real", r["choice"] == "real"
+        else:
+            r["chosen_image"] = r["left_image"] if r["choice"] == "left" else r["right_image"]
+            r["correct"] = None if r["real_side"] is None else int(r["choice"] == r["real_side"])
+            r["x_truth"], r["x_said"] = r["real_side"] == "left", r["choice"] == "left"
+        r["signed_score"] = None if c is None else (c if r["x_said"] else -c)
     return reads, facts
 
 
@@ -128,11 +142,11 @@ def _reader_result(rid: str, reads: list[dict[str, Any]], schedule: list[dict[st
                    alpha: float) -> ReaderResult:
     main = [r for r in reads if r["kind"] == "main"]
     k, n = sum(r["correct"] for r in main), len(main)
-    real_left = np.array([r["real_side"] == "left" for r in main], bool)
-    chose_left = np.array([r["choice"] == "left" for r in main], bool)
+    real_left = np.array([r["x_truth"] for r in main], bool)
+    chose_left = np.array([r["x_said"] for r in main], bool)
     conf = [r for r in main if r["signed_score"] is not None]
     auc = st.roc_auc(np.array([r["signed_score"] for r in conf], float),
-                     np.array([r["real_side"] == "left" for r in conf], bool)) if conf else None
+                     np.array([r["x_truth"] for r in conf], bool)) if conf else None
     trend = st.trend_vs_index(np.array([r["position"] for r in main]), np.array([r["correct"] for r in main]))
     by_pos = {(r["reader_id"], r["position"]): r for r in reads}
     rep: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -148,7 +162,7 @@ def _reader_result(rid: str, reads: list[dict[str, Any]], schedule: list[dict[st
     real_real = st.proportion_summary(sum(r["choice"] == "left" for r in rr), len(rr), alpha) if rr else None
     rts = [r["rt_ms"] for r in reads if r["rt_ms"] is not None]
     sched_main = [s for s in schedule if s["kind"] == "main"]
-    left_seq = np.array([s["real_side"] == "left" for s in sched_main], float)
+    left_seq = np.array([s["x_truth"] for s in sched_main], float)
     balanced = bool(abs(2 * left_seq.sum() - len(left_seq)) <= 1) if len(left_seq) else None
     return ReaderResult(
         reader_id=rid, n_trials_scheduled=len(schedule), n_answered=len(reads),
@@ -167,7 +181,8 @@ def _kappa(reads: list[dict[str, Any]], pairs: dict[int, tuple[int, int]], n_boo
         return None
     per_pair: dict[int, dict[str, int]] = {}
     for r in main:
-        per_pair.setdefault(int(r["item"]), {})[r["reader_id"]] = int(r["chosen_image"] == pairs[int(r["item"])][0])
+        cat = int(r["x_said"]) if r.get("truth") is not None else int(r["chosen_image"] == pairs[int(r["item"])][0])
+        per_pair.setdefault(int(r["item"]), {})[r["reader_id"]] = cat
     rows = [[sum(v.values()), len(v) - sum(v.values())] for v in per_pair.values() if len(v) == len(raters)]
     if len(rows) < 2:
         return None
@@ -238,9 +253,17 @@ def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.0
     crossed = st.crossed_random_effects(np.array([r["correct"] for r in main], float), [r["reader_id"] for r in main],
                                         [r["item"] for r in main], alpha=alpha, n_boot=n_boot,
                                         seed=seed) if mixed and main else None
-    calls = [reader_call(r.reader_id, r.accuracy.n, r.accuracy.estimate if r.accuracy.n else None, r.p_holm,
-                         r.tost.p_value, alpha) for r in results]
-    verdict = decide(calls, crossed, margin, alpha)
+    single = None
+    if any(r.get("truth") is not None for r in main):  # single-image mode: per-reader AUC of the rating scale
+        from ivus_sim.turing.single_analysis import analyze_single_image, reads_from_store_rows
+
+        single = analyze_single_image(reads_from_store_rows(main), margin=margin, alpha=alpha,
+                                      readers=list(facts["readers"]), n_boot=n_boot, seed=seed)
+        verdict = single.verdict
+    else:
+        calls = [reader_call(r.reader_id, r.accuracy.n, r.accuracy.estimate if r.accuracy.n else None, r.p_holm,
+                             r.tost.p_value, alpha) for r in results]
+        verdict = decide(calls, crossed, margin, alpha)
     conclusion = _conclusion(verdict, pooled, facts["audit_forced"])
     if not integrity.ok:
         conclusion = f"WARNING: {integrity_error(integrity.problems)} (analysed anyway on request). {conclusion}"
@@ -249,4 +272,5 @@ def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.0
         readers=results,
         pooled=pooled, kappa=_kappa(reads, facts["pairs"], n_boot, alpha, seed), mixed=crossed,
         chain_ok=integrity.ok, audit=facts["audit"], audit_forced=facts["audit_forced"], conclusion=conclusion,
-        verdict=verdict, integrity=integrity.to_dict(), reads=reads)
+        verdict=verdict, integrity=integrity.to_dict(), mode="single" if single is not None else "2afc",
+        single=single, reads=reads)

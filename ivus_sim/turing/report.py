@@ -50,6 +50,8 @@ MODALITY = "turing2afc"
 
 def _case_id(r: dict[str, Any]) -> str:
     kind = r["kind"]
+    if r.get("truth") is not None and kind in ("main", "repeat"):
+        return f"img{int(r['left_image']):04d}"  # single-image mode: the image is the case
     if kind in ("main", "repeat"):
         return f"pair{int(r['item']):04d}"
     return f"{'obvious' if kind == 'obvious' else 'realreal'}{int(r['item']):04d}"
@@ -66,12 +68,14 @@ def reads_rows(analysis: StudyAnalysis) -> list[dict[str, Any]]:
             "readerID": r["reader_id"], "caseID": _case_id(r), "modalityID": MODALITY,
             "score": "" if r["signed_score"] is None else r["signed_score"],
             "trial_index": r["position"], "block": r["block"], "kind": r["kind"],
-            "real_side": r["real_side"] or "both", "choice": r["choice"], "chose_real": chose_real,
+            "real_side": r["real_side"] or ("both" if r.get("truth") is None else ""),
+            "truth": r.get("truth") or "", "choice": r["choice"], "chose_real": chose_real,
             "confidence": "" if r["confidence"] is None else r["confidence"],
             "rt_ms": "" if r["rt_ms"] is None else round(float(r["rt_ms"]), 1),
             "answered_utc": dt.datetime.fromtimestamp(r["answered_ns"] / 1e9, dt.timezone.utc).isoformat(),
             "times_shown": r["n_shown"], "repeat_of_trial": "" if r["repeat_of"] is None else r["repeat_of"],
-            "left_image": f"img{int(r['left_image']):04d}", "right_image": f"img{int(r['right_image']):04d}",
+            "left_image": f"img{int(r['left_image']):04d}",
+            "right_image": "" if r["right_image"] is None else f"img{int(r['right_image']):04d}",
         })
     return rows
 
@@ -82,6 +86,12 @@ def _image_reads(analysis: StudyAnalysis) -> tuple[dict[int, int], list[tuple[st
     ratings = []
     for r in analysis.reads:
         if r["kind"] != "main":
+            continue
+        if r.get("truth") is not None:  # single-image mode: the image is the case, rated directly
+            img = int(r["left_image"])
+            truth[img] = int(r["truth"] == "real")
+            if r["confidence"] is not None:
+                ratings.append((str(r["reader_id"]), img, int(r["signed_score"])))
             continue
         real_img = int(r["left_image"] if r["real_side"] == "left" else r["right_image"])
         fake_img = int(r["right_image"] if r["real_side"] == "left" else r["left_image"])

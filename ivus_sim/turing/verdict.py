@@ -118,7 +118,7 @@ def decide(calls: list[ReaderCall], crossed: CrossedResult | None, margin: float
         verdict = DISTINGUISHABLE
         rule = f"the readers-and-cases random-effects {lvl}% interval excludes 0.5"
         sentence = (f"Distinguishable: no single reader is significant, but the readers-and-cases random-effects "
-                    f"{what} {crossed.accuracy:.3f} ({lvl}% CI {_fmt_ci(crossed.ci)}) excludes 0.5.")
+                    f"accuracy {crossed.accuracy:.3f} ({lvl}% CI {_fmt_ci(crossed.ci)}) excludes 0.5.")
     elif len(answered) == len(calls) and all(c.call == "equivalent" for c in calls):
         verdict = INDISTINGUISHABLE
         rule = f"every reader is equivalent to chance within +-{margin:.2f} (TOST at alpha {alpha})"
@@ -128,13 +128,13 @@ def decide(calls: list[ReaderCall], crossed: CrossedResult | None, margin: float
             0.5 + margin:
         verdict = INDISTINGUISHABLE
         rule = f"the readers-and-cases random-effects {lvl_eq}% interval lies within 0.5 +- {margin:.2f}"
-        sentence = (f"Indistinguishable: the readers-and-cases random-effects {what} {crossed.accuracy:.3f} "
+        sentence = (f"Indistinguishable: the readers-and-cases random-effects accuracy {crossed.accuracy:.3f} "
                     f"({lvl_eq}% CI {_fmt_ci(crossed.ci_equivalence)}) lies within 0.5 +- {margin:.2f}.")
     else:
         verdict = INCONCLUSIVE
         rule = ("no reader differs significantly from 0.5, and equivalence within the margin is shown neither for "
                 "every reader nor by the random-effects interval")
-        re_txt = (f"; random-effects {what} {crossed.accuracy:.3f}, {lvl_eq}% CI {_fmt_ci(crossed.ci_equivalence)}"
+        re_txt = (f"; random-effects accuracy {crossed.accuracy:.3f}, {lvl_eq}% CI {_fmt_ci(crossed.ci_equivalence)}"
                   if crossed is not None else "")
         n_eq = sum(c.call == "equivalent" for c in calls)
         sentence = (f"Inconclusive: no reader told the frames apart significantly, but only {n_eq} of {len(calls)} "
