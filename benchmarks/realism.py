@@ -227,6 +227,109 @@ def self_check(physics: Engine, others: list[Engine], n_phantoms: int, seed: int
     return out
 
 
+CLI_PHANTOM_SEED = 3
+CLI_WORK = ROOT / "runs" / "realism_cli"
+
+
+def cli_commands(n: int, model: str | None) -> list[tuple[str, list[str]]]:
+    """The issue-12 headline check as a user runs it: ``(name, argv)`` in order (cwd = the work folder)."""
+    m = ["--model", model] if model else []
+    return [
+        ("phantoms", ["phantom", "random", "--n", str(n), "--seed", str(CLI_PHANTOM_SEED), "--out", "phantoms"]),
+        ("physics", ["generate", "--engine", "physics", "--phantom", "phantoms/", "--n", "1", "--device", "cpu",
+                     "--out", "physics/"]),
+        ("physics_seed1", ["generate", "--engine", "physics", "--phantom", "phantoms/", "--n", "1", "--seed", "1",
+                           "--device", "cpu", "--out", "physics_seed1/"]),
+        ("learned", ["generate", "--phantom", "phantoms/", *m, "--n", "1", "--device", "cpu", "--out", "learned/"]),
+        ("report_learned", ["evaluate", "--real", "physics/", "--fake", "learned/", "--out", "report_learned/",
+                            "--quiet"]),
+        ("report_physics_floor", ["evaluate", "--real", "physics/", "--fake", "physics_seed1/", "--out",
+                                  "report_physics_floor/", "--quiet"]),
+    ]
+
+
+def cli_check(work: Path, n: int, model: str | None, model_id: str | None) -> dict[str, Any]:
+    """``ivus-sim evaluate --real <physics> --fake <learned>`` on ``phantom random --n 13 --seed 3``.
+
+    Runs the CLI exactly as a user would (each step skipped when its output exists, so the physics
+    half is reused when only the model changed: ``learned/`` and its report are redone when its
+    sidecars name another model than ``model_id``). Also evaluates the physics engine with another
+    speckle seed against itself (the floor).
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    work.mkdir(parents=True, exist_ok=True)
+    side = sorted((work / "learned").glob("*.json"))
+    if side and model_id is not None and json.loads(side[0].read_text()).get("model_id") != model_id:
+        for sub in ("learned", "report_learned"):
+            if (work / sub).exists():
+                shutil.rmtree(work / sub)
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    shown = []
+    for name, argv in cli_commands(n, model):
+        shown.append("ivus-sim " + " ".join(argv))
+        if (work / name).exists():
+            continue
+        with (work / "cli.log").open("a") as log:
+            rc = subprocess.run([sys.executable, "-m", "ivus_sim.cli.main", *argv], cwd=work, env=env,
+                                stdout=log, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise SystemExit(f"ivus-sim {' '.join(argv)} failed (exit {rc}); see {work / 'cli.log'}")
+    out: dict[str, Any] = {"commands": shown, "n": n, "phantom_seed": CLI_PHANTOM_SEED, "model": model}
+    for key in ("report_learned", "report_physics_floor"):
+        r = json.loads((work / key / "realism.json").read_text())
+        s, c = r["summary"], r.get("c2st") or {}
+        out[key] = {"c2st": s["c2st_accuracy"], "c2st_ci": s["c2st_accuracy_ci"], "auc": s["c2st_auc"],
+                    "auc_ci": c.get("auc_ci_bootstrap"), "frechet": s["frechet_fake_vs_real"],
+                    "frechet_real": s["frechet_real_vs_real"], "kid": s["kid_fake_vs_real"],
+                    "kid_real": s["kid_real_vs_real"]}
+    side = sorted((work / "learned").glob("*.json"))
+    out["model_id"] = json.loads(side[0].read_text()).get("model_id") if side else None
+    return out
+
+
+def targets(res: dict[str, Any]) -> list[str]:
+    """The issue-12 targets, measured in this run: one line each, met or not."""
+    summ = {r["key"]: r for r in res["rows"]}
+    lines = []
+
+    def per_seed(key: str, f: Any) -> list[float]:
+        return [v for v in (f(p) for p in summ[key]["per_seed"]) if v is not None] if key in summ else []
+
+    def js(p: dict[str, Any]) -> float:
+        return float(p["compare"]["tissue_js_weighted"])
+
+    def spk(p: dict[str, Any], k: str) -> float | None:
+        v = (p["compare"].get("speckle_sim") or {}).get(k)
+        return None if v is None else float(v)
+
+    cc = res.get("cli_check")
+    if cc:
+        a = cc["report_learned"]["c2st"]
+        lines.append(f"C2ST learned default vs its physics teacher (`ivus-sim evaluate`, 13 phantoms of seed 3) "
+                     f"<= 0.65: {a:.3f} -> {'met' if a <= 0.65 else '**not met**'}")
+    lj, pj = per_seed("learned", js), per_seed("physics", js)
+    if lj and pj:
+        ok = np.mean(lj) <= np.mean(pj)
+        lines.append(f"weighted JS no worse than the physics engine's: learned {np.mean(lj):.3f} vs physics "
+                     f"{np.mean(pj):.3f} -> {'met' if ok else '**not met**'}")
+    ft = per_seed("learned", lambda p: spk(p, "fwhm_theta_px_of_360"))
+    fr = per_seed("learned", lambda p: spk(p, "fwhm_r_px_of_160"))
+    if ft and fr:
+        ok = round(float(np.mean(ft))) == 7 and round(float(np.mean(fr))) == 5
+        lines.append(f"speckle FWHM 7 / 5 px: learned {np.mean(ft):.1f} / {np.mean(fr):.1f} -> "
+                     f"{'met' if ok else '**not met**'}")
+    snr = per_seed("learned", lambda p: spk(p, "snr_mean_over_std"))
+    if snr:
+        ref = float(res["reference"]["speckle_perivascular"]["snr_mean_over_std"])
+        ok = abs(np.mean(snr) / ref - 1) <= 0.10
+        lines.append(f"patch mean/std within 10 % of the real {ref:.2f}: learned {np.mean(snr):.2f} "
+                     f"({100 * (np.mean(snr) / ref - 1):+.0f} %) -> {'met' if ok else '**not met**'}")
+    return lines
+
+
 def _ms(vals: list[float | None], fmt: str = ".3f") -> str:
     v = np.array([x for x in vals if x is not None], dtype=float)
     if v.size == 0:
@@ -267,7 +370,8 @@ def markdown(res: dict[str, Any]) -> str:
     rs = ref["speckle_perivascular"]
     summ = res["summary"]
     lines = [SECTION, "",
-             f"Measured {res['date']} with `python benchmarks/realism.py` ({res['n_phantoms']} random phantoms "
+             f"Measured {res['date']} with `{res.get('command', 'python benchmarks/realism.py')}` (commit "
+             f"{res.get('commit', '?')}; {res['n_phantoms']} random phantoms "
              f"`random_phantom(seed, size=400, fov_mm=10, index=i)` per seed, seeds {res['seeds']}; mean ± sd over "
              f"seeds) against the real 20 MHz calibration figures ({ref['frames']} frames, "
              "`ivus_sim/metrics/real_20mhz_vh.json`), measured the reference way (`ivus_sim.metrics.calibration`). "
@@ -279,12 +383,29 @@ def markdown(res: dict[str, Any]) -> str:
              "counterpart in the figures and are given for comparison between engines.",
              "",
              f"Machine: {res['machine']}.",
-             "",
-             "| engine | weighted JS | max JS | radial L1 | FWHM θ | FWHM r | mean/std | Nakagami m | shadow ratio "
-             "| diversity L1 | 1-SSIM | s/image |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|",
-             f"| real (reference figures) | 0 | 0 | 0 | {rs['fwhm_theta_px_of_360']} | {rs['fwhm_r_px_of_160']} | "
-             f"{rs['snr_mean_over_std']} | - | - | - | - | - |"]
+             ""]
+    cc = res.get("cli_check")
+    if cc:
+        rl, rp = cc["report_learned"], cc["report_physics_floor"]
+        lines += ["**Learned default vs its physics teacher, as a user measures it** (the whole `ivus-sim evaluate`, "
+                  f"{cc['n']} random phantoms of `ivus-sim phantom random --seed {cc['phantom_seed']}` at 256 x 256; "
+                  f"model `{cc['model_id']}`; C2ST 0.5 = indistinguishable, target <= 0.65):", "",
+                  "| `--fake` (against `--real physics/`) | C2ST accuracy [Wilson 95%] | AUC | Fréchet fake/real "
+                  "(real/real) | KID fake/real (real/real) |", "|---|---|---|---|---|"]
+        for name, r in (("learned default (`learned/`)", rl), ("physics, other speckle seed (`physics_seed1/`)", rp)):
+            lines.append(f"| {name} | {r['c2st']:.3f} [{r['c2st_ci'][0]:.3f}, {r['c2st_ci'][1]:.3f}] | "
+                         f"{r['auc']:.3f} | {r['frechet']:.3g} ({r['frechet_real']:.3g}) | "
+                         f"{r['kid']:.3g} ({r['kid_real']:.3g}) |")
+        lines += ["", "```bash", *cc["commands"], "```", ""]
+    tl = targets(res)
+    if tl:
+        lines += ["Issue-12 targets, measured in this run:", "", *[f"- {t}" for t in tl], ""]
+    lines += ["Against the real calibration figures:", "",
+              "| engine | weighted JS | max JS | radial L1 | FWHM θ | FWHM r | mean/std | Nakagami m | shadow ratio "
+              "| diversity L1 | 1-SSIM | s/image |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|",
+              f"| real (reference figures) | 0 | 0 | 0 | {rs['fwhm_theta_px_of_360']} | {rs['fwhm_r_px_of_160']} | "
+              f"{rs['snr_mean_over_std']} | - | - | - | - | - |"]
     for name, s in summ.items():
         lines.append(f"| {name} | {s['js_weighted']} | {s['js_max']} | {s['radial_l1']} | {s['fwhm_theta']} | "
                      f"{s['fwhm_r']} | {s['snr']} | {s['nakagami_peri']} | {s['shadow']} | {s['div_l1']} | "
@@ -352,6 +473,9 @@ def main() -> None:
     ap.add_argument("--export", type=Path, help="also write images + labels for `ivus-sim evaluate`")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
     ap.add_argument("--json-out", type=Path, default=JSON_OUT, help="where to save the full JSON results")
+    ap.add_argument("--no-cli-check", action="store_true", help="skip the `ivus-sim evaluate` headline check "
+                    "(13 phantoms of `phantom random --seed 3`, learned vs physics, via the CLI)")
+    ap.add_argument("--cli-work", type=Path, default=CLI_WORK, help="work folder of the CLI check (resumable)")
     ap.add_argument("--reuse", type=Path, help="previous JSON results: rows of engines not run now and the "
                     "self-check (when skipped) are taken from it, e.g. to add the learned model later")
     a = ap.parse_args()
@@ -391,10 +515,21 @@ def main() -> None:
         check.update(self_check(phys, todo, a.phantoms, a.seeds[0]))
         check = {k: check[k] for k in sorted(check, key=lambda k: (0 if k.startswith("physics") else
                                                                     1 if k.startswith("learned") else 2))}
+    cli = previous.get("cli_check") if previous is not None else None
+    if not a.no_cli_check:
+        learned = next((e for e in engines if isinstance(e, Learned)), None)
+        cli = cli_check(a.cli_work, a.phantoms, None, learned.sim.model_id if learned else None)
+    import subprocess
+    import sys
+
     import torch
 
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "?"
     res = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(["python", "benchmarks/realism.py", *sys.argv[1:]]), "commit": commit,
+        "cli_check": cli,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, device {a.device}",
         "seeds": a.seeds, "n_phantoms": a.phantoms, "n_div": a.diversity_phantoms, "k_div": a.diversity_samples,
         "reference": {k: v for k, v in reference.items() if k != "tissues"} | {"tissues": {
