@@ -39,6 +39,7 @@ def _reader(base: str, token: str, salt: int, acks: list[tuple[int, str, int | N
     """One bounded reader: answers its schedule in order and records every acknowledged answer."""
     with httpx.Client(base_url=base, timeout=30) as c:
         try:
+            c.post(f"/r/{token}/consent", data={"agree": "yes"})
             c.post(f"/r/{token}/start")
             n = 0
             while not stop.is_set() and (max_answers is None or n < max_answers):
@@ -49,7 +50,7 @@ def _reader(base: str, token: str, salt: int, acks: list[tuple[int, str, int | N
                     c.post(f"/r/{token}/continue")
                     continue
                 trial = re.search(r'name="trial" value="([^"]+)"', page)
-                pos = int(re.search(r'id="progress-text">(\d+) /', page).group(1)) - 1  # type: ignore[union-attr]
+                pos = int(re.search(r'id="progress-text">(\d+) /', page).group(1))  # type: ignore[union-attr]
                 assert trial is not None
                 choice = "left" if (pos + salt) % 2 else "right"
                 conf = None if pos % 7 == 0 else (pos + salt) % 5 + 1
@@ -137,7 +138,7 @@ def test_sigkill_keeps_every_acknowledged_answer(tmp_path: Path) -> None:
     try:
         for rid, tok in readers.items():
             page = httpx.get(f"http://127.0.0.1:{port2}/r/{tok}", timeout=30).text
-            assert f'id="progress-text">{len(stored[rid]) + 1} / 30<' in page
+            assert f'id="progress-text">{len(stored[rid])} / 30 done<' in page
         stop2 = threading.Event()
         for i, (rid, tok) in enumerate(readers.items()):
             _reader(f"http://127.0.0.1:{port2}", tok, i, acks[rid], stop2)
