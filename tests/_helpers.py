@@ -57,3 +57,22 @@ def synthetic_frames(n: int, seed: int, size: int = 64, shift: float = 0.0) -> t
     means[[0, 1, 2, 5, 6, 7]] = [90, 15, 120, 220, 40, 5]
     g = np.random.default_rng(seed)
     return [np.clip(means[lab] * g.rayleigh(1.0, lab.shape) / 1.2533 + shift, 0, 255) for _ in range(n)], lab
+
+
+def read_only(obj):  # type: ignore[no-untyped-def]
+    """Make every numpy array in ``obj`` (nested tuples/lists/dicts, objects with ``.labels``) read-only.
+
+    Module-scoped fixtures return their value through this, so a test that writes into shared data
+    fails at the write instead of silently changing what later tests see.
+    """
+    if isinstance(obj, np.ndarray):
+        obj.setflags(write=False)
+    elif isinstance(obj, tuple | list):
+        for x in obj:
+            read_only(x)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            read_only(x)
+    elif isinstance(getattr(obj, "labels", None), np.ndarray):
+        obj.labels.setflags(write=False)
+    return obj

@@ -188,25 +188,33 @@ def test_resume_after_interruption_gives_the_same_bytes_without_duplicates(tmp_p
 def test_resume_after_sigkill(tmp_path, reference):
     """A process killed with SIGKILL mid-run (files half written, manifest behind) resumes byte-identically."""
     out = tmp_path / "ds"
+    marker = tmp_path / "third-case-written"
+    # no timed kill window: the run blocks inside the third case's hook (its image written, its manifest row
+    # not yet flushed) until it is killed, and says so through a marker file the test waits for
     script = textwrap.dedent(f"""
-        import time
+        import threading
         from pathlib import Path
         from ivus_sim.augment import AugmentConfig, Engine, EngineSpec, run_augment
         cfg = AugmentConfig(n=6, out=Path({str(out)!r}), seed=7, size={SIZE},
                             engine=EngineSpec(engine=Engine.PHYSICS, preset="20mhz"))
-        run_augment(cfg, workers=0, progress=False, flush_every=1, on_case=lambda r: time.sleep(0.4))
+        seen = []
+        def hook(row):
+            seen.append(row)
+            if len(seen) == 3:
+                Path({str(marker)!r}).touch()
+                threading.Event().wait()
+        run_augment(cfg, workers=0, progress=False, flush_every=1, on_case=hook)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline:
-            parts = list((out / PARTS_DIR).glob("part-*.csv")) if (out / PARTS_DIR).exists() else []
-            if len(parts) >= 2 or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "run ended early"
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a condition, not timing the kill
+        assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None and proc.stderr else "no marker"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "dataset.json").exists()

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from _helpers import synthetic_frames
 from PIL import Image
 from typer.testing import CliRunner
@@ -16,12 +15,7 @@ from ivus_sim.cli.main import app
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _write_frames(folder, n, seed, size=64, with_labels=True, shift=0.0, image_suffix="_image"):

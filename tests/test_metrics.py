@@ -33,14 +33,7 @@ from ivus_sim.metrics.profile import radial_profile, shadow_profile
 from ivus_sim.metrics.report import REPORT_HTML, REPORT_JSON, write_report
 from ivus_sim.metrics.speckle import SpeckleConfig, autocorrelation, fwhm, nakagami_moments, speckle_stats
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the test machine is shared: one torch thread is faster than two contended ones
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------- tiny synthetic data

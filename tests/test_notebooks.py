@@ -3,7 +3,8 @@
 Each notebook runs in a fresh kernel of *this* interpreter (a kernelspec written to a temporary
 folder whose argv is ``sys.executable -m ipykernel_launcher``: no user-level kernel install, no
 reliance on ``python`` on PATH), with its working directory in ``tmp_path`` so whatever it writes
-lands there. Any cell error fails the test with the cell's traceback.
+lands there. Any cell error fails the test with the cell's traceback. The kernel is shut down when
+its notebook ends (pass or fail): nbclient leaves kernels it did not start running.
 """
 
 from __future__ import annotations
@@ -101,5 +102,12 @@ def test_notebook_executes(path: Path, tmp_path: Path, kernel_dir: Path, monkeyp
         client.execute()
     except CellExecutionError as e:  # the message holds the failing cell and its traceback
         pytest.fail(f"{path.name} failed:\n{e}", pytrace=False)
+    finally:
+        # nbclient shuts down only kernels it created itself; this one is ours (hundreds of MB once the
+        # notebook has run), so stop it now rather than when the interpreter exits
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        km.cleanup_resources()
+    assert not km.is_alive(), f"{path.name}: kernel still running after the test"
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     assert n_code and all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+from _helpers import read_only
 from scipy import ndimage
 
 from ivus_sim.errors import IvusSimError
@@ -17,7 +18,7 @@ N_PLAUSIBLE = 40
 
 @pytest.fixture(scope="module")
 def batch():
-    return [random_phantom(7, size=96, index=i) for i in range(N_PLAUSIBLE)]
+    return read_only([random_phantom(7, size=96, index=i) for i in range(N_PLAUSIBLE)])
 
 
 def test_same_seed_and_index_is_bit_identical():

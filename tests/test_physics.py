@@ -21,14 +21,7 @@ from ivus_sim.physics.scatterers import sample_scatterers
 from ivus_sim.physics.tissue_table import TissueTable
 from ivus_sim.tissues import Tissue
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one torch thread (OpenMP spin-waits cost seconds on a shared, loaded 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _disc_phantom(n: int = 64, lumen_mm: float = 1.2, fov_mm: float = 10.0) -> np.ndarray:

@@ -10,10 +10,10 @@ Remaining differences are listed in docs/physics.md.
 from __future__ import annotations
 
 import pytest
-import torch
+from _helpers import read_only
 
-from ivus_sim.physics import PhysicsSimulator
 from ivus_sim.calibrate import calibration_phantoms, calibration_report, layout_fractions
+from ivus_sim.physics import PhysicsSimulator
 
 #: tolerances (measured on 8 phantoms, seed 0; see docs/physics.md for the values)
 MEAN_TOL_BIG = 15.0  # grey levels, tissues with >= 20,000 reference pixels
@@ -26,14 +26,9 @@ SNR_TOL = 0.45  # patch mean/std
 
 
 @pytest.fixture(scope="module")
-def comparison():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        labels = calibration_phantoms(8, seed=0)
-        yield calibration_report(PhysicsSimulator(), labels=labels, seed=0)["comparison"], labels
-    finally:
-        torch.set_num_threads(n)
+def comparison(one_thread):
+    labels = calibration_phantoms(8, seed=0)
+    return read_only((calibration_report(PhysicsSimulator(), labels=labels, seed=0)["comparison"], labels))
 
 
 def test_phantom_layout_matches_the_calibration_frames(comparison):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ivus_sim.physics import PhysicsSimulator
 from ivus_sim.physics.simulator import ENGINE_VERSION
@@ -16,12 +15,7 @@ from ivus_sim.physics.simulator import ENGINE_VERSION
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _load() -> dict:

@@ -165,3 +165,7 @@ def test_validate_labels_lumen_only_when_asked():
     validate_labels(lab, "x")
     with pytest.raises(IvusSimError, match="no lumen"):
         validate_labels(lab, "x", require_lumen=True)
+
+
+def test_one_thread_fixture(one_thread):
+    assert torch.get_num_threads() == 1
