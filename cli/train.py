@@ -25,13 +25,26 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda.")] = "auto",
         seed: Annotated[int, typer.Option(help="The one seed (init, data order, augmentation, noise).")] = 0,
         progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        skip_bad: Annotated[bool, typer.Option(help="Train without the pairs that cannot be read (listed) "
+                                                    "instead of refusing the data.")] = False,
     ) -> None:
-        """Train the two-stage conditional adversarial autoencoder on paired data."""
+        """Train the two-stage conditional adversarial autoencoder on paired data.
+
+        Every pair is read before training starts; a bad file is named in one line (exit 2).
+        train.max_steps in the config decides the run length. At the end the model is measured on
+        pairs held out from training (evaluate.holdout_fraction): holdout_realism.json and the card.
+        """
         from ivus_sim.training.run import train
 
-        res = train(config, data, out, resume=resume, stage=stage, device=device, seed=seed, progress=progress)
+        res = train(config, data, out, resume=resume, stage=stage, device=device, seed=seed, progress=progress,
+                    skip_bad=skip_bad)
         if res.model_dir is not None:
-            typer.echo(f"trained {res.step} steps; model: {res.model_dir}")
+            msg = f"trained {res.step} steps; model: {res.model_dir}"
+            c2st = ((res.holdout or {}).get("c2st") or {}).get("accuracy")
+            if c2st is not None:
+                n = (res.holdout or {}).get("n_pairs")
+                msg += f"; held-out C2ST accuracy {c2st:.3f} (0.5 = indistinguishable) on {n} pairs"
+            typer.echo(msg)
 
     @app.command("corpus")
     @handles_errors

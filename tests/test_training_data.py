@@ -22,6 +22,7 @@ from ivus_sim.training.data import (
     discover,
     load_pair,
     make_dataset,
+    mirrored_window,
     polar_sample,
 )
 from ivus_sim.training.synthetic import toy_pairs
@@ -41,7 +42,7 @@ def test_pairs_layout_round_trip(toy: tuple[np.ndarray, np.ndarray], tmp_path: P
     refs = discover(tmp_path)
     assert [r.layout for r in refs] == [Layout.PAIRS] * 3
     lab, img = load_pair(refs[1])
-    assert np.array_equal(lab, labels[1]) and np.array_equal(img, images[1])
+    assert np.array_equal(lab, labels[1]) and np.array_equal(img, images[1] / np.float32(255))
 
 
 def test_folders_layout_and_sketch_colour_labels(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ def test_nifti_pullback_gives_one_pair_per_frame(toy: tuple[np.ndarray, np.ndarr
     refs = discover(tmp_path, Layout.NIFTI)
     assert [r.frame for r in refs] == [0, 1, 2]
     lab, img = load_pair(refs[2])
-    assert np.array_equal(lab, labels[2]) and np.array_equal(img, images[2])
+    assert np.array_equal(lab, labels[2]) and np.array_equal(img, images[2] / np.float32(255))
 
 
 def test_challenge_layout_uses_the_contour_converter(tmp_path: Path) -> None:
@@ -136,7 +137,7 @@ def test_augmentation_is_paired_and_seeded(toy: tuple[np.ndarray, np.ndarray]) -
         s["labels"].unique().tolist())
     assert not torch.equal(el["image"], s["image"])
     crop = augment(s, Augmentation(crop_angles=8), rng(0, "t", 3))
-    assert crop["labels"].shape == (8, 16) and crop["image"].shape == (1, 8, 16)
+    assert crop["labels"].shape == (16, 16) and crop["image"].shape == (1, 16, 16)  # window + its mirror
 
 
 def test_shipped_configs_load_and_unknown_keys_fail(tmp_path: Path) -> None:
@@ -152,6 +153,35 @@ def test_shipped_configs_load_and_unknown_keys_fail(tmp_path: Path) -> None:
     cfg = load_train_config("smoke")
     with pytest.raises(IvusSimError, match="crop_angles"):
         d = cfg.to_dict()
-        d["data"]["augment"]["crop_angles"] = 6
+        d["data"]["augment"]["crop_angles"] = 3
         TrainConfig.from_dict(d)
     assert dataclasses.asdict(cfg.data.augment)["crop_angles"] is None
+
+
+def test_crop_windows_do_not_wrap_their_far_ends_onto_each_other(toy: tuple[np.ndarray, np.ndarray]) -> None:
+    """The networks pad the angle axis circularly. A bare 8-line window of a 32-line frame would put
+    line 7 next to line 0 (never neighbours in a frame); the mirrored strip joins every line to itself."""
+    s = polar_sample(toy[0][0], toy[1][0], (32, 16))
+    aug = Augmentation(rotate=False, gain=0.0, gamma=0.0, elastic_prob=0.0, crop_angles=8)
+    img = augment(s, aug, rng(0, "t", 4))["image"]
+    assert img.shape == (1, 16, 16)
+    start = next(k for k in range(32) if torch.equal(img[..., :8, :], torch.roll(s["image"], -k, -2)[..., :8, :]))
+    window = torch.roll(s["image"], -start, -2)[..., :8, :]
+    assert torch.equal(img[..., 8:, :], window.flip(-2))
+    # circular neighbours across both junctions are the same A-line (continuous), not the far end
+    assert torch.equal(img[..., -1, :], img[..., 0, :]) and torch.equal(img[..., 7, :], img[..., 8, :])
+    assert torch.equal(mirrored_window(s["labels"], start, 8)[:8], torch.roll(s["labels"], -start, 0)[:8])
+
+
+def test_sixteen_bit_frames_are_read_by_full_scale_not_their_own_maximum(
+        toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    from PIL import Image
+
+    labels, images = toy
+    save_png(tmp_path / "a_label.png", labels[0])
+    img16 = (images[0].astype(np.uint16) * 100)  # max well below 65535
+    Image.fromarray(img16).save(tmp_path / "a_image.png")
+    _, img = load_pair(discover(tmp_path)[0])
+    assert img.dtype == np.float32
+    np.testing.assert_allclose(img, img16 / 65535.0, atol=1e-6)
+    assert img.max() < 0.5  # the old reader stretched every frame to its own maximum (1.0)

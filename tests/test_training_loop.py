@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ivus_sim.errors import IvusSimError
-from ivus_sim.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from ivus_sim.modelio import load_model
+from ivus_sim.training.checkpoint import load_checkpoint, save_checkpoint
 from ivus_sim.training.config import TrainConfig, load_train_config
 from ivus_sim.training.data import make_dataset
 from ivus_sim.training.synthetic import toy_pairs
@@ -35,9 +36,9 @@ def _dataset(toy: tuple[np.ndarray, np.ndarray], cfg: TrainConfig):  # type: ign
 def test_smoke_config_trains_end_to_end(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
     cfg = _cfg()
     res = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False, command="pytest").fit()
-    assert res.finished and res.step == cfg.train.epochs * 2  # 8 pairs / batch 4 = 2 steps per epoch
-    for name in ("checkpoint.pt", "log.jsonl", "latent_discriminator.png", "samples/epoch_0000.png",
-                 "samples/epoch_0001.png", "model/model.safetensors", "model/model.json"):
+    assert res.finished and res.step == cfg.train.max_steps
+    for name in ("checkpoint.pt", "log.jsonl", "latent_discriminator.png", "samples/step_000002.png",
+                 "samples/step_000004.png", "model/model.safetensors", "model/model.json"):
         assert (tmp_path / name).is_file(), name
     assert any((tmp_path / "tensorboard").iterdir())
     card = json.loads((tmp_path / "model" / "model.json").read_text())
@@ -46,7 +47,7 @@ def test_smoke_config_trains_end_to_end(toy: tuple[np.ndarray, np.ndarray], tmp_
     # grid: rows of condition | stage 1 | stage 2 | target
     from PIL import Image
 
-    grid = np.asarray(Image.open(tmp_path / "samples" / "epoch_0001.png"))
+    grid = np.asarray(Image.open(tmp_path / "samples" / "step_000004.png"))
     n = 2 * cfg.model.n_samples
     assert grid.shape == (cfg.train.grid_samples * n, 4 * n, 3)
     # the released model generates images
@@ -68,7 +69,7 @@ def test_losses_go_down_on_a_fixed_batch(toy: tuple[np.ndarray, np.ndarray], tmp
 
 def test_resume_after_kill_reproduces_the_uninterrupted_run(toy: tuple[np.ndarray, np.ndarray],
                                                            tmp_path: Path) -> None:
-    cfg = _cfg(checkpoint_every=3, deterministic=True, epochs=3)  # 6 steps, checkpoints at 2, 3, 4, 6
+    cfg = _cfg(checkpoint_every=2, deterministic=True, max_steps=6)  # checkpoints at 2, 4, 6
     ds = _dataset(toy, cfg)
     straight = Trainer(cfg, ds, tmp_path / "a", progress=False, seed=5)
     straight.fit()
@@ -95,13 +96,13 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(toy: tuple[np.ndarra
 
 
 def test_resume_refuses_other_data_or_config(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
-    cfg = _cfg(epochs=1)
+    cfg = _cfg(max_steps=2)
     ds = _dataset(toy, cfg)
     Trainer(cfg, ds, tmp_path, progress=False, data_fingerprint="aaa").fit()
     with pytest.raises(IvusSimError, match="different data"):
         Trainer(cfg, ds, tmp_path, progress=False, data_fingerprint="bbb").fit(resume=True)
     with pytest.raises(IvusSimError, match="different config"):
-        Trainer(_cfg(epochs=1, lr=1e-3), ds, tmp_path, progress=False, data_fingerprint="aaa").fit(resume=True)
+        Trainer(_cfg(max_steps=2, lr=1e-3), ds, tmp_path, progress=False, data_fingerprint="aaa").fit(resume=True)
     with pytest.raises(IvusSimError, match="already holds a run"):
         Trainer(cfg, ds, tmp_path, progress=False, data_fingerprint="aaa").fit()
 
@@ -132,7 +133,7 @@ def test_nan_loss_stops_with_step_and_name_and_keeps_last_checkpoint(toy: tuple[
 
 def test_checkpoint_write_is_atomic(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = _cfg(epochs=1)
+    cfg = _cfg(max_steps=2)
     tr = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False)
     tr.fit()
     path = tmp_path / "checkpoint.pt"

@@ -1,29 +1,28 @@
-"""Checkpoints (exact resume) and released weights (safetensors + model card).
+"""Training checkpoints (exact resume). Model files (safetensors + card) are :mod:`ivus_sim.modelio`.
 
-* :func:`save_checkpoint` / :func:`load_checkpoint`: everything needed to continue a run *exactly*
-  after a kill: model and optimiser states, the RNG states of torch (CPU and CUDA), numpy and
-  Python, the step/epoch/data-order position, plus the config, code version and data
-  fingerprint (a resume against different data or config is refused). Written atomically
-  (temp file + fsync + rename via :mod:`ivus_sim.io`), so a kill mid-write keeps the previous one.
-* :func:`save_model` / :func:`load_model`: the weights as ``model.safetensors`` and the model card
-  ``model.json`` (architecture, training data description, config, metrics, the exact command).
+:func:`save_checkpoint` / :func:`load_checkpoint`: everything needed to continue a run *exactly*
+after a kill: model and optimiser states, the RNG states of torch (CPU and CUDA), numpy and
+Python, the step/epoch/data-order position, plus the config, code version and data fingerprint
+(a resume against different data or config is refused). Written atomically (temp file + fsync +
+rename via :mod:`ivus_sim.io`), so a kill mid-write keeps the previous one; the hidden temp files
+a ``kill -9`` can leave are removed by :func:`remove_stale_temp_files` when the run resumes.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ivus_sim import __version__
 from ivus_sim.errors import IvusSimError
-from ivus_sim.io import atomic_path, write_json
-from ivus_sim.two_stage import ModelConfig, TwoStageAAE
+from ivus_sim.io import atomic_path
+from ivus_sim.modelio import CARD_NAME, MODEL_FORMAT, WEIGHTS_NAME, code_version
+from ivus_sim.modelio import load_model as load_model
+from ivus_sim.modelio import save_model as _save_model
+from ivus_sim.two_stage import TwoStageAAE
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -37,25 +36,10 @@ __all__ = [
     "load_checkpoint",
     "save_model",
     "load_model",
+    "remove_stale_temp_files",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "model.json"
-MODEL_FORMAT = "ivus-sim-two-stage-aae"
-
-
-def code_version() -> str:
-    """Package version, plus the git commit (``+g<sha>``, ``-dirty``) when run from a checkout."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ivus_sim"], cwd=root, capture_output=True,
-                               text=True, timeout=5).stdout.strip()
-        return f"{__version__}+g{sha}" + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return __version__
 
 
 def rng_state() -> dict[str, Any]:
@@ -120,59 +104,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return obj
 
 
-def _weights_and_card(path: str | Path) -> tuple[Path, Path]:
-    p = Path(path)
-    if p.is_dir():
-        for d in (p / "model", p):
-            if (d / WEIGHTS_NAME).is_file():
-                return d / WEIGHTS_NAME, d / CARD_NAME
-        raise IvusSimError(f"no {WEIGHTS_NAME} in {p} or {p / 'model'}")
-    if p.suffix == ".safetensors" and p.is_file():
-        return p, p.with_suffix(".json")
-    if p.suffix == ".json" and p.is_file():
-        return p.with_suffix(".safetensors"), p
-    raise IvusSimError(f"no model at {p}; give a run folder, a weights folder or a .safetensors file")
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the hidden temp files (``.<name>.*.tmp*``) that a killed writer left in ``folder`` and its
+    sub-folders (checkpoint, model, sample grids, plots). Only call it while no other process writes there."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.rglob(".*.tmp*") if p.is_file() and ".tmp" in p.name]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def save_model(directory: str | Path, model: TwoStageAAE, card: dict[str, Any]) -> Path:
-    """Save ``model`` as ``<dir>/model.safetensors`` + model card ``<dir>/model.json`` (atomic).
-
-    The card gets ``format``, ``model_config`` and ``code_version`` added; give it the training
-    data description, config, metrics and command. Returns the weights path.
-    """
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    n_params = sum(int(v.numel()) for v in sd.values())
-    full = {"format": MODEL_FORMAT, "format_version": 1, "model_config": model.config.to_dict(),
-            "code_version": code_version(), "parameters": n_params, **card}
-    weights = directory / WEIGHTS_NAME
-    with atomic_path(weights) as tmp:
-        save_file(sd, str(tmp), metadata={"format": MODEL_FORMAT})
-    write_json(directory / CARD_NAME, full)
-    return weights
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> TwoStageAAE:
-    """Load a :class:`TwoStageAAE` from a run folder, a weights folder or a ``.safetensors`` file.
-
-    The model is returned in eval mode on ``device``; its card is in ``model.card``.
-    """
-    from safetensors.torch import load_file
-
-    weights, card_path = _weights_and_card(path)
-    if not card_path.is_file():
-        raise IvusSimError(f"model card {card_path} is missing beside {weights.name}")
-    card = json.loads(card_path.read_text())
-    if card.get("format") != MODEL_FORMAT:
-        raise IvusSimError(f"{card_path} is not an ivus-sim two-stage AAE model card")
-    model = TwoStageAAE(ModelConfig.from_dict(card["model_config"]))
-    try:
-        sd = load_file(str(weights), device="cpu")
-        model.load_state_dict(sd, strict=True)
-    except (RuntimeError, OSError) as e:
-        raise IvusSimError(f"cannot load weights {weights}: {str(e).splitlines()[0]}") from None
-    model.card = card
-    return model.to(device).eval()
+    """Old argument order of :func:`ivus_sim.modelio.save_model` (``model, directory, card``); kept for callers."""
+    return _save_model(model, directory, card)

@@ -1,29 +1,41 @@
-"""Training configuration: one YAML file -> :class:`TrainConfig` (model, optimisation, data).
+"""Training configuration: one YAML file -> :class:`TrainConfig`, validated before anything runs.
 
 Configs ship in ``configs/train/`` (``smoke``, ``cpu_default``, ``gpu``); a name or a path works::
 
-    model:   {n_angles: 128, n_samples: 64, ...}          # ModelConfig fields
-    train:   {batch_size: 8, epochs: 10, lr: 2.0e-4, ...}  # OptimConfig fields
-    loss:    {s1_rec: 1.0, s2_rec: 0.2, ...}               # LossWeights fields
-    data:    {layout: auto, augment: {...}, target: {...}}
+    model:    {n_angles: 256, n_samples: 128, ...}           # ModelConfig fields (ivus_sim.two_stage)
+    train:    {batch_size: 4, max_steps: 2000, lr: 2.0e-4,   # OptimConfig fields
+               loss_weights: {s1_rec: 1.0, s2_rec: 0.2, ...}}
+    data:     {layout: auto, augment: {...}, target: {...}}  # DataConfig fields
+    evaluate: {holdout_fraction: 0.2, ...}                   # HoldoutConfig: realism on held-out pairs
 
-Unknown keys are errors naming the key (a typo must not silently train something else).
+Validation is :func:`ivus_sim.schema.build` (the toolkit's one YAML -> dataclass helper): types,
+ranges (``lr > 0``, ``max_steps >= 1``, ``checkpoint_every >= 1``...) and unknown keys are
+one-line errors naming the file and the field, raised before a run folder is made.
+
+``max_steps`` alone decides how long a run is; the data is visited in seeded per-epoch
+permutations as often as that needs. A top-level ``loss:`` mapping (the format of older
+configs and checkpoints) is read as ``train.loss_weights``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ivus_sim.errors import IvusSimError
+from ivus_sim.schema import bounds, build, load_yaml, ranged
 from ivus_sim.training.data import Augmentation, Layout, TargetConfig
 from ivus_sim.two_stage import ModelConfig
 
-__all__ = ["OptimConfig", "LossWeights", "DataConfig", "TrainConfig", "load_train_config", "train_config_path"]
+__all__ = ["OptimConfig", "DataConfig", "HoldoutConfig", "TrainConfig", "load_train_config",
+           "train_config_path", "SHIPPED_CONFIGS", "DEFAULT_LOSS_WEIGHT"]
+
+#: configs in ``configs/train/``
+SHIPPED_CONFIGS = ("smoke", "cpu_default", "gpu")
+#: weight of a named loss that neither ``train.loss_weights`` nor the model's defaults list
+DEFAULT_LOSS_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,52 +44,39 @@ class OptimConfig:
 
     Args:
         batch_size: pairs per step (per process under DDP).
-        epochs: passes over the data.
-        max_steps: stop after this many steps (overrides ``epochs`` when smaller; ``None`` = no cap).
+        max_steps: optimisation steps of the run (decides its length).
         lr: Adam learning rate of the encoders/decoders.
         lr_d: Adam learning rate of the discriminators (latent and patch).
         beta1: Adam beta1 (0.5 as in DCGAN/pix2pix).
         beta2: Adam beta2.
-        checkpoint_every: steps between checkpoints (also at every epoch end).
+        loss_weights: weight per named loss of the model (``{name: weight}``). A name the model
+            returns but this mapping lacks gets the model's documented default
+            (``TwoStageAAE.default_loss_weights()`` when it has one), else
+            :data:`DEFAULT_LOSS_WEIGHT` = 1. Each optimiser steps on the weighted sum of the
+            losses of its phase.
+        checkpoint_every: steps between checkpoints (also at the end).
         log_every: steps between log lines (JSONL, TensorBoard).
-        grid_samples: pairs shown in each epoch's sample grid.
-        deterministic: ask torch for deterministic algorithms (exact resume tests on CPU).
+        sample_every: steps between sample grids (also at the end).
+        grid_samples: pairs shown in each sample grid.
+        deterministic: torch deterministic algorithms during the run (exact resume tests on CPU).
         amp: bfloat16 autocast on CUDA (ignored on CPU).
-        threads: CPU threads for torch (``None`` = torch's default).
+        threads: CPU threads for torch during the run (``null`` = torch's default); restored after.
     """
 
-    batch_size: int = 8
-    epochs: int = 10
-    max_steps: int | None = None
-    lr: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    checkpoint_every: int = 100
-    log_every: int = 10
-    grid_samples: int = 4
+    batch_size: int = ranged(8, lo=1)
+    max_steps: int = ranged(1000, lo=1)
+    lr: float = ranged(2e-4, lo=0, lo_open=True)
+    lr_d: float = ranged(2e-4, lo=0, lo_open=True)
+    beta1: float = ranged(0.5, lo=0, hi=1, hi_open=True)
+    beta2: float = ranged(0.999, lo=0, hi=1, hi_open=True)
+    loss_weights: dict[str, float] = field(default_factory=dict, metadata=bounds(lo=0))
+    checkpoint_every: int = ranged(100, lo=1)
+    log_every: int = ranged(10, lo=1)
+    sample_every: int = ranged(500, lo=1)
+    grid_samples: int = ranged(4, lo=1)
     deterministic: bool = False
     amp: bool = True
-    threads: int | None = None
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Weights of the named losses of :class:`ivus_sim.two_stage.TwoStageAAE`.
-
-    Args:
-        s1_rec: stage-1 L1 reconstruction.
-        s2_rec: stage-2 L1 reconstruction.
-        s2_stats: stage-2 local mean/std (speckle statistics) loss.
-        s2_adv_g: stage-2 patch-GAN generator loss.
-        latent_e: encoder regularisation (AAE phase 2b) of both stages.
-    """
-
-    s1_rec: float = 1.0
-    s2_rec: float = 0.2
-    s2_stats: float = 2.0
-    s2_adv_g: float = 0.1
-    latent_e: float = 1.0
+    threads: int | None = ranged(None, lo=1)
 
 
 @dataclass(frozen=True)
@@ -86,15 +85,40 @@ class DataConfig:
 
     Args:
         layout: folder layout (:class:`ivus_sim.training.data.Layout`).
-        limit: use only the first ``limit`` pairs (``None`` = all).
+        limit: use only the first ``limit`` pairs (``null`` = all).
         augment: augmentation settings.
         target: stage-1 target settings.
     """
 
     layout: Layout = Layout.AUTO
-    limit: int | None = None
+    limit: int | None = ranged(None, lo=1)
     augment: Augmentation = field(default_factory=Augmentation)
     target: TargetConfig = field(default_factory=TargetConfig)
+
+
+@dataclass(frozen=True)
+class HoldoutConfig:
+    """Realism measured at the end of a run on pairs held out from training.
+
+    Args:
+        holdout_fraction: share of the pairs (whole files: all frames of a pullback go together)
+            kept out of training; ``0`` disables the measurement.
+        min_holdout: hold out at least this many pairs (when the fraction gives fewer).
+        max_holdout: hold out at most this many pairs.
+        min_train: never leave fewer than this many pairs for training (the held-out set shrinks,
+            down to nothing).
+        c2st: run the classifier two-sample test (``ivus_sim.metrics``) on the held-out pairs.
+        c2st_epochs: classifier epochs per fold (small: the test runs at the end of every run).
+        samples_per_frame: generated images per held-out label map.
+    """
+
+    holdout_fraction: float = ranged(0.2, lo=0, hi=0.5)
+    min_holdout: int = ranged(2, lo=1)
+    max_holdout: int = ranged(16, lo=1)
+    min_train: int = ranged(4, lo=1)
+    c2st: bool = True
+    c2st_epochs: int = ranged(8, lo=1)
+    samples_per_frame: int = ranged(1, lo=1)
 
 
 @dataclass(frozen=True)
@@ -103,8 +127,8 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossWeights = field(default_factory=LossWeights)
     data: DataConfig = field(default_factory=DataConfig)
+    evaluate: HoldoutConfig = field(default_factory=HoldoutConfig)
     name: str = "custom"
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,79 +138,65 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+    def from_dict(cls, d: Any, source: str = "config") -> TrainConfig:
+        """Build and validate (one-line :class:`IvusSimError` naming ``source`` and the field)."""
         if not isinstance(d, dict):
             raise IvusSimError(f"{source}: expected a mapping at the top level")
-        _check_keys(d, {"model", "train", "loss", "data", "name"}, source)
-        model = ModelConfig.from_dict(dict(d.get("model") or {}))
-        train = _build(OptimConfig, d.get("train") or {}, f"{source}: train")
-        loss = _build(LossWeights, d.get("loss") or {}, f"{source}: loss")
-        dd = dict(d.get("data") or {})
-        _check_keys(dd, {"layout", "limit", "augment", "target"}, f"{source}: data")
+        d = dict(d)
+        known = {"model", "train", "data", "evaluate", "name", "loss"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise IvusSimError(f"{source}: {unknown[0]}: unknown field; known: model, train, data, evaluate, name")
+        train = dict(d.get("train") or {})
+        if "epochs" in train:
+            raise IvusSimError(f"{source}: train.epochs: no longer used; train.max_steps decides the run length")
+        if "loss" in d:  # older format: top-level loss weights
+            legacy = d.pop("loss") or {}
+            if not isinstance(legacy, dict):
+                raise IvusSimError(f"{source}: loss: expected a mapping of loss names to weights")
+            train["loss_weights"] = {**legacy, **dict(train.get("loss_weights") or {})}
         try:
-            layout = Layout(dd.get("layout", "auto"))
-        except ValueError:
-            raise IvusSimError(f"{source}: data.layout must be one of {[x.value for x in Layout]}") from None
-        data = DataConfig(layout=layout, limit=dd.get("limit"),
-                          augment=_build(Augmentation, dd.get("augment") or {}, f"{source}: data.augment"),
-                          target=_build(TargetConfig, dd.get("target") or {}, f"{source}: data.target"))
+            model = ModelConfig.from_dict(dict(d.get("model") or {}))
+        except IvusSimError as e:
+            raise IvusSimError(f"{source}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise IvusSimError(f"{source}: model: {str(e).splitlines()[0]}") from None
+        optim = build(OptimConfig, train, source, "train")
+        data = build(DataConfig, dict(d.get("data") or {}), source, "data")
+        holdout = build(HoldoutConfig, dict(d.get("evaluate") or {}), source, "evaluate")
         crop = data.augment.crop_angles
         if crop is not None:
             div = max(model.stage1_downsample * 2 ** (len(model.stage1_channels) - 1),
                       2 ** len(model.encoder_channels))
-            if crop < div or crop % div or crop > model.n_angles:
-                raise IvusSimError(f"{source}: data.augment.crop_angles={crop} must be a multiple of {div} "
-                                   f"and <= model.n_angles={model.n_angles}")
-        if train.batch_size < 1 or train.epochs < 1:
-            raise IvusSimError(f"{source}: train.batch_size and train.epochs must be >= 1")
-        return cls(model=model, train=train, loss=loss, data=data, name=str(d.get("name", "custom")))
-
-
-def _check_keys(d: dict[str, Any], known: set[str], source: str) -> None:
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise IvusSimError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-
-
-def _build(cls: Any, d: dict[str, Any], source: str) -> Any:
-    if not isinstance(d, dict):
-        raise IvusSimError(f"{source}: expected a mapping")
-    _check_keys(d, {f.name for f in fields(cls)}, source)
-    kw = {}
-    for f in fields(cls):
-        if f.name in d:
-            v = d[f.name]
-            default = getattr(cls(), f.name)
-            if isinstance(default, bool) and not isinstance(v, bool):
-                raise IvusSimError(f"{source}.{f.name}: expected true/false, got {v!r}")
-            if isinstance(default, float) and isinstance(v, (int, float)) and not isinstance(v, bool):
-                v = float(v)
-            kw[f.name] = v
-    return cls(**kw)
+            if (2 * crop) % div or crop > model.n_angles:
+                raise IvusSimError(f"{source}: data.augment.crop_angles: {crop} must be <= model.n_angles="
+                                   f"{model.n_angles} and twice it a multiple of {div} (windows are mirrored "
+                                   "into a periodic strip of 2 x crop_angles A-lines)")
+        name = d.get("name", "custom")
+        if not isinstance(name, str):
+            raise IvusSimError(f"{source}: name: expected a string, got {name!r}")
+        return cls(model=model, train=optim, data=data, evaluate=holdout, name=name)
 
 
 def train_config_path(name_or_path: str | Path) -> Path:
     """Resolve a shipped config name (``smoke``) or a path to a YAML file."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
-        if not p.exists():
+        if not p.is_file():
             raise IvusSimError(f"training config {p} does not exist")
         return p
     shipped = resources.files("ivus_sim.configs").joinpath("train", f"{name_or_path}.yaml")
     if not shipped.is_file():
-        raise IvusSimError(f"unknown training config {name_or_path!r}; give a .yaml path or one of smoke, "
-                           "cpu_default, gpu")
+        raise IvusSimError(f"unknown training config {name_or_path!r}; give a .yaml path or one of "
+                           f"{', '.join(SHIPPED_CONFIGS)}")
     return Path(str(shipped))
 
 
 def load_train_config(name_or_path: str | Path) -> TrainConfig:
     """Load and validate a training config (shipped name or YAML path)."""
     path = train_config_path(name_or_path)
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise IvusSimError(f"{path.name}: invalid YAML ({e.__class__.__name__})") from None
-    cfg = TrainConfig.from_dict(d, path.name)
-    if "name" not in d:
-        cfg = TrainConfig(cfg.model, cfg.train, cfg.loss, cfg.data, name=path.stem)
+    d = load_yaml(path)
+    cfg = TrainConfig.from_dict({} if d is None else d, path.name)
+    if not (isinstance(d, dict) and "name" in d):
+        cfg = TrainConfig(cfg.model, cfg.train, cfg.data, cfg.evaluate, name=path.stem)
     return cfg

@@ -43,6 +43,7 @@ from monai.transforms import Rand2DElasticd, Transform
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import Geometry, Interp, cart_to_polar, fov_mask
 from ivus_sim.phantom.phantom import finalise_labels
+from ivus_sim.schema import ranged
 from ivus_sim.stage1.targets import despeckle
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "discover",
     "load_pair",
     "data_fingerprint",
+    "validate_pairs",
+    "check_pairs",
     "LoadPolarPair",
     "make_dataset",
     "Augmentation",
@@ -58,6 +61,7 @@ __all__ = [
     "collate",
     "TargetConfig",
     "polar_sample",
+    "mirrored_window",
 ]
 
 
@@ -196,27 +200,29 @@ def discover(root: str | Path, layout: Layout = Layout.AUTO) -> list[PairRef]:
 
 
 # ------------------------------------------------------------------------------------------- loading
-def _read_png(path: Path) -> np.ndarray:
-    from PIL import Image
+def _read_rgb(path: Path) -> np.ndarray:
+    """A colour map (VH export) as ``(H, W, 3)`` uint8; one-line error when it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            if im.mode in ("RGB", "RGBA", "P"):
-                return np.asarray(im.convert("RGB"))
-            if im.mode in ("I;16", "I;16B", "I"):
-                return np.asarray(im).astype(np.int64)
-            return np.asarray(im.convert("L"))
-    except OSError as e:
-        raise IvusSimError(f"cannot read image {path}: {e}") from None
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise IvusSimError(f"{path}: cannot decode image ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                           ) from None
 
 
-def _to_gray(a: np.ndarray, path: Path) -> np.ndarray:
-    if a.ndim == 3:
-        a = a[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    if a.dtype != np.uint8:
-        hi = float(a.max()) if a.size else 1.0
-        a = np.clip(np.round(a / (hi if hi > 255 else 1.0) * (255 if hi > 255 else 1.0)), 0, 255)
-    return a.astype(np.uint8)
+def _nifti_frame(path: Path, frame: int) -> np.ndarray:
+    """One NIfTI frame as float32 grey levels in [0, 1], by the rule of :mod:`ivus_sim.image`."""
+    from ivus_sim.image import MIN_FRAME_SIZE, _from_array
+
+    a = np.asarray(_nifti_volume(str(path))[frame])
+    out = _from_array(np.ascontiguousarray(a), f"{path} frame {frame}")
+    if min(out.shape) < MIN_FRAME_SIZE:
+        raise IvusSimError(f"{path}: frames are {out.shape[1]} x {out.shape[0]} px; IVUS frames must be at least "
+                           f"{MIN_FRAME_SIZE} x {MIN_FRAME_SIZE}")
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -231,29 +237,42 @@ def _label_volume(path: str) -> np.ndarray:
 def _nifti_volume(path: str) -> np.ndarray:
     import nibabel as nib
 
-    data = np.asanyarray(nib.load(path).dataobj)  # type: ignore[attr-defined]
+    try:
+        data = np.asanyarray(nib.load(path).dataobj)  # type: ignore[attr-defined]
+    except Exception as e:  # truncated / corrupt volume (nibabel raises many kinds)
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise IvusSimError(f"{path}: cannot read NIfTI volume ({why})") from None
     if data.ndim == 2:
         data = data[..., None]
     return np.ascontiguousarray(data[..., :].transpose(2, 1, 0))  # (F, rows, cols)
 
 
 def load_pair(ref: PairRef) -> tuple[np.ndarray, np.ndarray]:
-    """Read one pair as Cartesian ``(labels uint8 (N, N) finalised, image uint8 (N, N))``."""
+    """Read one pair as Cartesian ``(labels uint8 (N, N) finalised, image float32 (N, N) in [0, 1])``.
+
+    Grey frames are read by :func:`ivus_sim.image.read_grey` (8-bit / 255, 16-bit / 65535: never by
+    the frame's own maximum), label maps by the phantom reader (ids, sketch colours, NIfTI).
+
+    Raises:
+        IvusSimError: one line naming the bad file (empty, truncated, not an image, 1 x 1, unknown ids...).
+    """
+    from ivus_sim.image import read_grey
+
     if ref.layout in (Layout.PAIRS, Layout.FOLDERS):
-        image = _to_gray(_read_png(ref.image), ref.image)
+        image = read_grey(ref.image)
         labels = _label_volume(str(ref.label))[0]
     elif ref.layout is Layout.VH:
         from ivus_sim.phantom.converters import vh_map_to_labels
 
-        image = _to_gray(_read_png(ref.image), ref.image)
-        labels = vh_map_to_labels(_read_png(ref.label), source=str(ref.label))[0]
+        image = read_grey(ref.image)
+        labels = vh_map_to_labels(_read_rgb(ref.label), source=str(ref.label))[0]
     elif ref.layout is Layout.CHALLENGE:
         from ivus_sim.phantom.converters import challenge_frame_to_phantom
 
-        image = _to_gray(_read_png(ref.image), ref.image)
+        image = read_grey(ref.image)
         labels = challenge_frame_to_phantom(ref.image, ref.label, ref.extra[0]).labels[0]
     elif ref.layout is Layout.NIFTI:
-        image = _to_gray(np.asarray(_nifti_volume(str(ref.image))[ref.frame]), ref.image)
+        image = _nifti_frame(ref.image, ref.frame)
         vol = _label_volume(str(ref.label))
         if ref.frame >= vol.shape[0]:
             raise IvusSimError(f"{ref.label} has {vol.shape[0]} frames, fewer than {ref.image.name}")
@@ -266,6 +285,50 @@ def load_pair(ref: PairRef) -> tuple[np.ndarray, np.ndarray]:
         raise IvusSimError(f"{ref.name}: image {image.shape} and label {labels.shape} must be the same square size")
     labels = finalise_labels(labels, Geometry(size=labels.shape[-1]))
     return labels, image
+
+
+def validate_pairs(refs: Sequence[PairRef], progress: bool = False) -> tuple[list[PairRef], list[tuple[PairRef, str]]]:
+    """Read every pair once (as training will) and sort them into ``(good, bad)``.
+
+    ``bad`` holds ``(ref, one-line reason)`` for each pair whose image or label map cannot be used:
+    empty, truncated, random bytes, a photograph, a 1 x 1 frame, unknown tissue ids, sizes that
+    differ. Nothing is trained until this has passed (see :func:`check_pairs`).
+    """
+    from tqdm.auto import tqdm
+
+    good: list[PairRef] = []
+    bad: list[tuple[PairRef, str]] = []
+    for ref in tqdm(refs, desc="check data", unit="pair", disable=not progress, leave=False):
+        try:
+            load_pair(ref)
+        except IvusSimError as e:
+            bad.append((ref, str(e)))
+        except (OSError, ValueError, RuntimeError, MemoryError) as e:  # a reader library's own failure
+            bad.append((ref, f"{ref.name}: cannot read ({str(e).splitlines()[0] if str(e) else type(e).__name__})"))
+        else:
+            good.append(ref)
+    return good, bad
+
+
+def check_pairs(refs: Sequence[PairRef], skip_bad: bool = False, progress: bool = False
+                ) -> tuple[list[PairRef], list[str]]:
+    """:func:`validate_pairs`, then refuse (or, with ``skip_bad``, drop) the bad pairs.
+
+    Returns:
+        ``(usable pairs, messages about the skipped ones)``.
+
+    Raises:
+        IvusSimError: one line naming the bad files (unless ``skip_bad``), or no usable pair left.
+    """
+    good, bad = validate_pairs(refs, progress)
+    if bad and not skip_bad:
+        first = bad[0][1]
+        names = ", ".join(r.name for r, _ in bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+        raise IvusSimError(f"{len(bad)} of {len(refs)} training pairs cannot be used ({names}); first: {first}; "
+                           "fix or remove them, or pass --skip-bad to train without them")
+    if not good:
+        raise IvusSimError(f"none of the {len(refs)} training pairs can be used; first: {bad[0][1]}")
+    return good, [msg for _, msg in bad]
 
 
 def data_fingerprint(refs: Sequence[PairRef]) -> str:
@@ -292,13 +355,13 @@ class TargetConfig:
         sigma_depth: axial Gaussian width [depth samples].
     """
 
-    sigma_angle: float = 3.0
-    sigma_depth: float = 2.0
+    sigma_angle: float = ranged(3.0, lo=0, lo_open=True)
+    sigma_depth: float = ranged(2.0, lo=0, lo_open=True)
 
 
 def polar_sample(labels: np.ndarray, image: np.ndarray, polar_shape: tuple[int, int],
                  target: TargetConfig = TargetConfig()) -> dict[str, torch.Tensor]:
-    """One Cartesian pair -> polar training sample.
+    """One Cartesian pair -> polar training sample (``image`` uint8 display values, or float in [0, 1]).
 
     Images larger than ``2 * n_samples`` px are first area-averaged to that size (anti-aliasing
     the speckle before resampling). Returns ``labels (A, S)`` uint8, ``image`` and ``mean``
@@ -306,7 +369,8 @@ def polar_sample(labels: np.ndarray, image: np.ndarray, polar_shape: tuple[int, 
     """
     a, s = polar_shape
     n = labels.shape[-1]
-    img = torch.as_tensor(image, dtype=torch.float32) / 255.0
+    arr = np.asarray(image)
+    img = torch.as_tensor(arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32))
     img = torch.where(torch.as_tensor(np.array(fov_mask(n))), img, torch.zeros(()))
     lab = torch.as_tensor(labels)
     if n > 2 * s:
@@ -384,23 +448,39 @@ class Augmentation:
         elastic_spacing: control-point spacing [polar samples].
         elastic_magnitude: deformation magnitude range upper bound.
         crop_angles: train on a random window of this many consecutive A-lines (full depth, so
-            shadows and attenuation stay intact); ``None`` = the whole frame. Cuts the cost per
-            sample by ``n_angles / crop_angles``; the networks are convolutional, so the model
-            still generates whole frames.
+            shadows and attenuation stay intact); ``None`` = the whole 360-degree frame. The
+            networks pad the angle axis circularly (a frame is periodic); a bare window would
+            wrap its last A-line onto its first, which never happens in a whole frame. So the
+            window is mirrored into a periodic strip ``[window, reversed window]`` of
+            ``2 * crop_angles`` lines: the circular padding then meets continuous tissue (a
+            reflection, like reflect padding) instead of the far end of the window. Cost per
+            sample ``2 * crop_angles / n_angles`` of a whole frame; a window of half the frame
+            or more trains on the whole frame.
     """
 
     rotate: bool = True
-    gain: float = 0.1
-    gamma: float = 0.1
-    elastic_prob: float = 0.0
-    elastic_spacing: float = 16.0
-    elastic_magnitude: float = 1.0
-    crop_angles: int | None = None
+    gain: float = ranged(0.1, lo=0, hi=1, hi_open=True)
+    gamma: float = ranged(0.1, lo=0)
+    elastic_prob: float = ranged(0.0, lo=0, hi=1)
+    elastic_spacing: float = ranged(16.0, lo=0, lo_open=True)
+    elastic_magnitude: float = ranged(1.0, lo=0)
+    crop_angles: int | None = ranged(None, lo=1)
 
 
 def _plain(t: Any) -> torch.Tensor:
     """A plain tensor (MONAI transforms return ``MetaTensor``)."""
     return t.as_tensor() if hasattr(t, "as_tensor") else torch.as_tensor(t)
+
+
+def mirrored_window(t: torch.Tensor, start: int, width: int) -> torch.Tensor:
+    """A-lines ``start .. start + width`` (wrapping) of ``t (..., A, S)`` followed by the same lines reversed.
+
+    The result (``2 * width`` lines) is periodic without a jump: across either junction a line
+    meets its own copy (symmetric padding), so a circularly padded convolution sees continuous
+    content where a bare window would join its two far ends.
+    """
+    w = torch.roll(t, -start, dims=-2)[..., :width, :]
+    return torch.cat([w, w.flip(-2)], dim=-2)
 
 
 def augment(sample: dict[str, torch.Tensor], aug: Augmentation, g: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -426,9 +506,8 @@ def augment(sample: dict[str, torch.Tensor], aug: Augmentation, g: np.random.Gen
     if gain != 1.0 or gamma != 1.0:
         img = (gain * img.clamp_min(0) ** gamma).clamp(0, 1)
         mean = (gain * mean.clamp_min(0) ** gamma).clamp(0, 1)
-    if aug.crop_angles is not None and aug.crop_angles < lab.shape[-2]:
-        c = aug.crop_angles
-        lab, img, mean = (torch.roll(t, -crop_at, dims=-2)[..., :c, :] for t in (lab, img, mean))
+    if aug.crop_angles is not None and 2 * aug.crop_angles < lab.shape[-2]:
+        lab, img, mean = (mirrored_window(t, crop_at, aug.crop_angles) for t in (lab, img, mean))
     return {"labels": torch.as_tensor(lab).contiguous(), "image": torch.as_tensor(img).contiguous(),
             "mean": torch.as_tensor(mean).contiguous()}
 

@@ -1,21 +1,23 @@
 """One training run from a config and a data folder (what ``ivus-sim train`` calls).
 
-Under ``torchrun`` (``WORLD_SIZE > 1``) this initialises the process group (NCCL on CUDA,
-Gloo on CPU), pins each rank to its local GPU, and tears the group down at the end.
+Order of work, cheapest checks first, so a bad request fails in seconds with one line and leaves
+no run folder behind: options and ``--out`` -> the config (validated) -> the device -> the
+data (every pair read once; bad pairs named, or skipped with ``skip_bad``) -> the held-out split
+-> the polar dataset -> the process group (under torchrun) -> training.
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
-import torch
-
+from ivus_sim.device import resolve_device
 from ivus_sim.errors import IvusSimError
+from ivus_sim.training.card import corpus_command, train_command
 from ivus_sim.training.config import load_train_config
-from ivus_sim.training.data import data_fingerprint, discover, make_dataset
-from ivus_sim.training.trainer import Trainer, TrainResult, dist_info, resolve_device
+from ivus_sim.training.data import check_pairs, data_fingerprint, discover, make_dataset
+from ivus_sim.training.distributed import dist_info, process_group
+from ivus_sim.training.holdout import split_holdout
+from ivus_sim.training.trainer import Trainer, TrainResult
 
 __all__ = ["train", "STAGE_CHOICES"]
 
@@ -24,7 +26,7 @@ STAGE_CHOICES = {"1": (1,), "2": (2,), "both": (1, 2)}
 
 def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool = False, stage: str = "both",
           device: str = "auto", seed: int = 0, progress: bool = True, command: str | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, skip_bad: bool = False) -> TrainResult:
     """Train a TwoStageAAE.
 
     Args:
@@ -34,50 +36,47 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
         resume: continue the run in ``out`` exactly where its checkpoint left it.
         stage: ``"1"``, ``"2"`` or ``"both"``.
         device: ``auto``, ``cpu`` or ``cuda``.
-        seed: the run seed.
+        seed: the run seed (``0 <= seed < 2**63``).
         progress: progress bars.
-        command: the reproducing command for the model card (default: this process's argv).
+        command: the reproducing command for the model card (default: built from these arguments).
         stop_after: stop at this global step without final outputs (tests / time-boxed runs).
+        skip_bad: train without the pairs that cannot be read (listed on the card) instead of refusing.
     """
     if stage not in STAGE_CHOICES:
         raise IvusSimError(f"--stage must be 1, 2 or both, got {stage!r}")
+    if not 0 <= int(seed) < 2**63:
+        raise IvusSimError(f"--seed must be in 0 .. 2**63 - 1, got {seed}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise IvusSimError(f"--out {out} is an existing file; give a folder for the run")
     cfg = load_train_config(config)
-    rank, world = dist_info()
     dev = resolve_device(device)
-    if world > 1:
-        import torch.distributed as dist
+    rank, _ = dist_info()
+    refs = discover(data, cfg.data.layout)
+    if cfg.data.limit is not None:
+        refs = refs[: cfg.data.limit]
+    refs, skipped = check_pairs(refs, skip_bad=skip_bad, progress=progress and rank == 0)
+    if skipped and rank == 0:
+        import sys
 
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    try:
-        refs = discover(data, cfg.data.layout)
-        if cfg.data.limit is not None:
-            refs = refs[: cfg.data.limit]
-        fingerprint = data_fingerprint(refs)
-        dataset = make_dataset(refs, (cfg.model.n_angles, cfg.model.n_samples), cfg.data.target,
-                               progress=progress and rank == 0)
-        layouts = sorted({r.layout.value for r in refs})
-        description = f"{len(refs)} pairs from {Path(data).resolve()} (layout {', '.join(layouts)})"
-        corpus = Path(data) / "corpus.json"
-        if corpus.exists():
-            description += f"; synthetic corpus: {corpus.read_text().strip()}"
-        cmd = command if command is not None else " ".join(shlex.quote(a) for a in ["ivus-sim", *sys.argv[1:]])
+        for msg in skipped:
+            print(f"skipped: {msg}", file=sys.stderr)
+    fingerprint = data_fingerprint(refs)
+    train_refs, held_out = split_holdout(refs, cfg.evaluate, seed)
+    layouts = sorted({r.layout.value for r in refs})
+    description = f"{len(train_refs)} pairs from {Path(data).resolve()} (layout {', '.join(layouts)})"
+    corpus = Path(data) / "corpus.json"
+    if corpus.exists():
+        description += f"; synthetic corpus: {corpus.read_text().strip()}"
+    cmd = command if command is not None else train_command(config, data, out, seed=seed, stage=stage,
+                                                            device=device, skip_bad=skip_bad)
+    commands = [c for c in (corpus_command(data), cmd) if c]
+    info = {"pairs_used": [r.name for r in train_refs], "pairs_held_out": [r.name for r in held_out],
+            "pairs_skipped": skipped}
+    dataset = make_dataset(train_refs, (cfg.model.n_angles, cfg.model.n_samples), cfg.data.target,
+                           progress=progress and rank == 0)
+    with process_group(dev):
         trainer = Trainer(cfg, dataset, out, stages=STAGE_CHOICES[stage], device=dev, seed=seed,
                           data_description=description, data_fingerprint=fingerprint, command=cmd,
-                          progress=progress)
-        result = trainer.fit(resume=resume, stop_after=stop_after)
-        if world > 1:
-            import torch.distributed as dist
-
-            # rank 0 hosts the rendezvous store and writes the final outputs: no rank may tear
-            # down the group while another still uses it (seen as SIGABRT of rank 1 under load)
-            dist.barrier()
-        return result
-    finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
+                          commands=commands, progress=progress, holdout=held_out, data_info=info)
+        return trainer.fit(resume=resume, stop_after=stop_after)
