@@ -330,6 +330,24 @@ def targets(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def previous_summary(prev: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of an earlier run's learned row (for the 'Before' table)."""
+    if prev.get("previous") and not any(r["key"] == "learned" for r in prev["rows"]):
+        return dict(prev["previous"])
+    summ = prev["summary"]
+    lname = next(r["engine"] for r in prev["rows"] if r["key"] == "learned")
+    pname = next((r["engine"] for r in prev["rows"] if r["key"] == "physics"), None)
+    ls = summ[lname]
+    cc = prev.get("cli_check") or {}
+    note = next((r["note"] for r in prev["rows"] if r["key"] == "learned"), "")
+    return {"model": cc.get("model_id") or note.replace("model ", ""), "date": prev["date"],
+            "commit": prev.get("commit", "?"),
+            "c2st": f"{cc['report_learned']['c2st']:.3f}" if cc else "-",
+            "floor": f"{cc['report_physics_floor']['c2st']:.3f}" if cc else "-",
+            "js": ls["js_weighted"], "js_physics": summ[pname]["js_weighted"] if pname else "-",
+            "fwhm": f"{ls['fwhm_theta']} / {ls['fwhm_r']}", "snr": ls["snr"], "nakagami": ls["nakagami_peri"]}
+
+
 def _ms(vals: list[float | None], fmt: str = ".3f") -> str:
     v = np.array([x for x in vals if x is not None], dtype=float)
     if v.size == 0:
@@ -439,6 +457,15 @@ def markdown(res: dict[str, Any]) -> str:
                 f"{f['fake_vs_real']['frechet']:.3g} ({f['real_vs_real']['frechet']:.3g}) | "
                 f"{f['fake_vs_real']['kid']:.3g} ({f['real_vs_real']['kid']:.3g}) | {s['tissue_js_weighted']:.3f} | "
                 f"{r['seconds']:.0f} |")
+    prev = res.get("previous")
+    if prev:
+        lines += ["", f"### Before: the previous default (`{prev['model']}`)", "",
+                  f"Measured {prev['date']} (commit {prev.get('commit', '?')}) with the same command and phantoms, "
+                  "before the physics-informed stage 2 replaced it:", "",
+                  "| previous default | C2ST vs physics (floor) | weighted JS (physics in that run) | FWHM θ / r | "
+                  "mean/std | Nakagami m |", "|---|---|---|---|---|---|"]
+        lines.append(f"| `{prev['model']}` | {prev['c2st']} ({prev['floor']}) | {prev['js']} ({prev['js_physics']}) | "
+                     f"{prev['fwhm']} | {prev['snr']} | {prev['nakagami']} |")
     lines += ["", "With your own real frames in `real/` (`frame_XX_image.png` + `frame_XX_label.png`), simulate "
               "the same label maps and run the full evaluation, which adds the classifier two-sample test and "
               "feature distances (simulated frames pair with the real frame they were made from; see "
@@ -476,6 +503,8 @@ def main() -> None:
     ap.add_argument("--no-cli-check", action="store_true", help="skip the `ivus-sim evaluate` headline check "
                     "(13 phantoms of `phantom random --seed 3`, learned vs physics, via the CLI)")
     ap.add_argument("--cli-work", type=Path, default=CLI_WORK, help="work folder of the CLI check (resumable)")
+    ap.add_argument("--previous", type=Path, help="results JSON of an earlier run with another (the previous) "
+                    "default model: its headline figures are kept in a 'Before' table")
     ap.add_argument("--reuse", type=Path, help="previous JSON results: rows of engines not run now and the "
                     "self-check (when skipped) are taken from it, e.g. to add the learned model later")
     a = ap.parse_args()
@@ -537,6 +566,8 @@ def main() -> None:
         "rows": rows, "summary": summarise(rows, reference), "notes": notes, "user_commands": USER_COMMANDS,
         "self_check": check or None,
     }
+    if a.previous is not None:
+        res["previous"] = previous_summary(json.loads(a.previous.read_text()))
     a.json_out.parent.mkdir(parents=True, exist_ok=True)
     a.json_out.write_text(json.dumps(res, indent=1, default=float) + "\n")
     text = markdown(res)
