@@ -5,7 +5,9 @@ tests. Each simulated reader is an equal-variance signal-detection observer: on 
 the real image on side ``s`` (+1 left, -1 right) it draws ``x = s * d / sqrt(2) + bias + N(0, 1)``
 with ``d = sqrt(2) * Phi^-1(accuracy)`` (so P(correct) = ``accuracy`` without bias), answers
 "left" when ``x > 0`` and, if ``confidence`` is on, gives ``1 + min(4, floor(|x| / 0.5))``.
-Obvious-fake catch trials use ``catch_accuracy``; real-vs-real trials use ``s = 0``.
+Obvious-fake catch trials use ``catch_accuracy``; real-vs-real trials use ``s = 0``. In
+single-image mode ``s`` is +1 for a real and -1 for a simulated frame, the answer is "real" when
+``x > 0`` (so ``accuracy`` is again P(correct) without bias) and the confidence is the rating.
 Every draw comes from ``ivus_sim.seeding`` stream ``turing-sim-reader`` of ``seed`` and the
 reader id; answers are stored with :meth:`ivus_sim.turing.store.Store.record_answer` (the
 same validation, transaction and audit log as a browser answer), with response times drawn
@@ -71,16 +73,21 @@ def simulate_readers(study: str | Path, *, accuracy: float | dict[str, float] = 
                     store.continue_break(token, now)
                 trial = store.current_trial(rid)
                 assert trial is not None
-                key = store.query("SELECT kind, real_side FROM trials WHERE reader_id = ? AND position = ?",
+                key = store.query("SELECT kind, real_side, truth FROM trials WHERE reader_id = ? AND position = ?",
                                   (rid, trial.position))[0]
                 g = rng(seed, "turing-sim-reader", rid, trial.position)
-                s = 0.0 if key["real_side"] is None else (1.0 if key["real_side"] == "left" else -1.0)
+                single = key["truth"] is not None
+                if single:
+                    s = 1.0 if key["truth"] == "real" else -1.0
+                else:
+                    s = 0.0 if key["real_side"] is None else (1.0 if key["real_side"] == "left" else -1.0)
                 d = d_catch if key["kind"] == "obvious" else d_main
                 x = s * d / math.sqrt(2) + left_bias + float(g.normal())
                 conf = 1 + min(4, int(abs(x) / 0.5)) if confidence else None
                 store.mark_shown(rid, trial.position, now)
                 now += int(1e6 * 2000 * math.exp(0.4 * float(g.normal())))
-                store.record_answer(token, trial.token, "left" if x > 0 else "right", conf, now)
+                answer = ("real" if x > 0 else "simulated") if single else ("left" if x > 0 else "right")
+                store.record_answer(token, trial.token, answer, conf, now)
                 n += 1
             done[rid] = n
         return done
