@@ -5,15 +5,34 @@ Data flow (all networks run on the polar grid, see :mod:`ivus_sim.geometry`)::
     labels (B, N, N) Cartesian --cart_to_polar(NEAREST)--> (B, A, S)
       -> condition c1 = [one-hot, depth, cumulative tissue]               (ivus_sim.aae.condition)
       -> stage 1 decoder(c1, z1)                -> mean (B, 1, A, S)    z1 ~ prior (B, d1)
-      -> stage 2 decoder([mean, one-hot, depth], noise, z2) -> image     z2 ~ prior (B, d2)
+      -> stage 2 decoder(mean, labels, z2, noise)   -> image, style      z2 ~ prior (B, d2)
       --polar_to_cart(BILINEAR)--> (B, 1, N, N), 0 outside the FOV disc
+
+Stage 2 (``model.stage2_kind``):
+
+* ``physics`` (default): :class:`ivus_sim.stage2.decoder.PhysicsStage2Decoder`. z2's first
+  ``min(5, d2)`` dimensions set scanner settings (gain, dynamic range, aperture, centre frequency,
+  bandwidth; :class:`ivus_sim.stage2.formation.ScannerParams`), a small network predicts per-pixel
+  scattering parameters from the mean, a seeded complex scatterer field (:meth:`TwoStageAAE.noise`)
+  is convolved with the learned PSF, envelope-detected and log-compressed with the physics engine's
+  functions, and a multi-scale circular refinement network adds a residual.
+* ``spade`` (files written before the physics-informed stage 2): the SPADE residual decoder of
+  :mod:`ivus_sim.stage2.model`; its ``style`` is empty.
+
+Shadows, attenuation and the focal gain are part of the *mean*: stage 1 predicts them (its
+targets are tissue-aware local means of the images, which keep the shadow behind calcium and the
+depth trends); stage 2 inverts the mean to a backscattered power, so they carry through.
 
 Training (one conditional AAE per stage, Makhzani et al. arXiv 1511.05644): an encoder maps the
 target (with its condition) to z; the decoder rebuilds the target from condition and z
 (reconstruction phase); a latent discriminator separates encoder codes from prior samples and
 the encoder learns to fool it (regularisation phase). Stage 2 is sharpened by a conditional
-MONAI patch discriminator. This module only computes *named losses*; the optimisers are
-stepped, in explicit order, by :class:`ivus_sim.training.trainer.Trainer`.
+MONAI patch discriminator (built only with ``training_parts=True``: generation never imports
+MONAI). This module only computes *named losses*; the optimisers are stepped, in explicit order,
+by the trainer, which weights them by name (``train.loss_weights``). Stage-2 losses:
+``s2_rec`` (L1), ``s2_stats`` (local mean/std at 3 scales), ``s2_adv_g`` (patch GAN) and the
+calibration losses ``cal_hist``, ``cal_profile``, ``cal_speckle`` against the real 20 MHz figures
+(:mod:`ivus_sim.stage2.calibration_losses`).
 
 Contract used by the generation API::
 
@@ -21,13 +40,16 @@ Contract used by the generation API::
     model.z_dims        # (d1, d2)
     model.prior         # Prior
     model.polar_shape   # (n_angles, n_samples)
+    out = model.render_polar(lab_p, z1, z2, model.noise(B, generator))   # THE learned forward pass
+    # dict(mean=(B,1,A,S), image=(B,1,A,S) in [0,1], style={name: (B,)})
     out = model.generate(labels, z1=None, z2=None, generator=None, fov_mm=10.0)
-    # dict(mean=(B,1,N,N), image=(B,1,N,N) float in [0,1], z1=(B,d1), z2=(B,d2))
+    # dict(mean=(B,1,N,N), image=(B,1,N,N) float in [0,1], z1=(B,d1), z2=(B,d2), style)
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -46,11 +68,19 @@ from ivus_sim.aae.priors import Prior
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar, polar_to_cart
 from ivus_sim.stage1.model import Stage1Decoder
-from ivus_sim.stage2.discriminator import ConditionalPatchDiscriminator, make_adversarial_loss
+from ivus_sim.stage2.decoder import PhysicsStage2Decoder
+from ivus_sim.stage2.formation import FORMATION_NOISE_CHANNELS
 from ivus_sim.stage2.losses import speckle_statistics_loss
 from ivus_sim.stage2.model import Stage2Decoder
 
-__all__ = ["ModelConfig", "TwoStageAAE", "SEG2_CHANNELS"]
+__all__ = ["ModelConfig", "Stage2Kind", "TwoStageAAE", "SEG2_CHANNELS"]
+
+
+class Stage2Kind(str, Enum):
+    """Which stage-2 decoder a model has."""
+
+    PHYSICS = "physics"  #: learned speckle formation (PSF, envelope, log compression) + refinement
+    SPADE = "spade"  #: legacy SPADE residual decoder (files written before ``stage2_kind`` existed)
 
 #: channels of the stage-2 spatial condition: mean + one-hot + depth
 SEG2_CHANNELS = 1 + N_CLASSES + 1
@@ -70,8 +100,12 @@ class ModelConfig:
         stage1_downsample: stage 1 runs at the polar grid divided by this (its output is smooth).
         stage2_channels: stage-2 feature width.
         stage2_blocks: stage-2 residual SPADE blocks.
-        n_noise: stage-2 per-pixel noise channels.
-        spade_hidden: hidden width of each SPADE block.
+        n_noise: stage-2 per-pixel noise channels (``physics``: extra channels for the refinement,
+            on top of the 6 the formation draws; ``spade``: the decoder's noise maps).
+        spade_hidden: hidden width of each SPADE block (``spade`` only).
+        stage2_kind: ``physics`` (learned speckle formation) or ``spade`` (legacy).
+        refine_channels: ``physics`` refinement widths per scale, finest first.
+        param_hidden: ``physics`` scattering-parameter network width.
         encoder_channels: encoder widths (stride-2 stages).
         latent_hidden: latent discriminator width.
         patch_channels: patch discriminator first-layer width.
@@ -95,9 +129,14 @@ class ModelConfig:
     patch_channels: int = 32
     patch_layers: int = 3
     fov_mm: float = DEFAULT_FOV_MM
+    stage2_kind: Stage2Kind = Stage2Kind.PHYSICS
+    refine_channels: tuple[int, ...] = (12, 24, 32, 48)
+    param_hidden: int = 12
 
     def __post_init__(self) -> None:
         div = max(self.stage1_downsample * 2 ** (len(self.stage1_channels) - 1), 2 ** len(self.encoder_channels))
+        if self.stage2_kind is Stage2Kind.PHYSICS:
+            div = max(div, 2 ** len(self.refine_channels), 4)
         for name in ("n_angles", "n_samples"):
             v = getattr(self, name)
             if v < 8 or v % div:
@@ -108,8 +147,9 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["prior"] = self.prior.value
-        d["stage1_channels"] = list(self.stage1_channels)
-        d["encoder_channels"] = list(self.encoder_channels)
+        d["stage2_kind"] = self.stage2_kind.value
+        for k in ("stage1_channels", "encoder_channels", "refine_channels"):
+            d[k] = list(getattr(self, k))
         return d
 
     @classmethod
@@ -125,7 +165,14 @@ class ModelConfig:
             except ValueError:
                 choices = ", ".join(p.value for p in Prior)
                 raise IvusSimError(f"model.prior must be one of {choices}, got {kw['prior']!r}") from None
-        for k in ("stage1_channels", "encoder_channels"):
+        # files written before stage2_kind existed hold the SPADE decoder
+        kind = kw.get("stage2_kind", Stage2Kind.SPADE.value)
+        try:
+            kw["stage2_kind"] = Stage2Kind(kind)
+        except ValueError:
+            choices = ", ".join(k.value for k in Stage2Kind)
+            raise IvusSimError(f"model.stage2_kind must be one of {choices}, got {kind!r}") from None
+        for k in ("stage1_channels", "encoder_channels", "refine_channels"):
             if k in kw:
                 kw[k] = tuple(int(c) for c in kw[k])
         return cls(**kw)
@@ -136,28 +183,53 @@ class TwoStageAAE(nn.Module):
 
     Args:
         config: the architecture.
+        training_parts: also build the MONAI patch discriminator and its adversarial loss (the
+            trainer needs them; generation from a generator-only file does not, and then MONAI is
+            never imported).
 
     Batches passed to the loss methods are dicts of polar tensors: ``labels (B, A, S)`` tissue ids,
     ``mean (B, 1, A, S)`` the stage-1 target, ``image (B, 1, A, S)`` the stage-2 target, in [0, 1].
     """
 
-    def __init__(self, config: ModelConfig | None = None) -> None:
+    def __init__(self, config: ModelConfig | None = None, training_parts: bool = True) -> None:
         super().__init__()
         self.config = cfg = config or ModelConfig()
         self.prior: Prior = cfg.prior
         self.stage1 = Stage1Decoder(CONDITION_CHANNELS, cfg.z1_dim, cfg.stage1_channels, cfg.stage1_downsample)
         self.encoder1 = Encoder(1 + CONDITION_CHANNELS, cfg.z1_dim, cfg.encoder_channels)
         self.latent_d1 = LatentDiscriminator(cfg.z1_dim, cfg.latent_hidden)
-        self.stage2 = Stage2Decoder(SEG2_CHANNELS, cfg.z2_dim, cfg.stage2_channels, cfg.stage2_blocks,
-                                    cfg.n_noise, cfg.spade_hidden)
+        self.stage2: nn.Module
+        if cfg.stage2_kind is Stage2Kind.PHYSICS:
+            self.stage2 = PhysicsStage2Decoder(cfg.z2_dim, cfg.n_angles, cfg.fov_mm / 2, cfg.n_noise,
+                                               cfg.refine_channels, cfg.param_hidden)
+        else:
+            self.stage2 = Stage2Decoder(SEG2_CHANNELS, cfg.z2_dim, cfg.stage2_channels, cfg.stage2_blocks,
+                                        cfg.n_noise, cfg.spade_hidden)
         self.encoder2 = Encoder(1 + SEG2_CHANNELS, cfg.z2_dim, cfg.encoder_channels)
         self.latent_d2 = LatentDiscriminator(cfg.z2_dim, cfg.latent_hidden)
-        self.patch_d = ConditionalPatchDiscriminator(SEG2_CHANNELS, cfg.patch_channels, cfg.patch_layers)
-        self.adversarial_loss = make_adversarial_loss()
+        if training_parts:
+            # MONAI only here (training); generation builds the model without it
+            from ivus_sim.stage2.discriminator import ConditionalPatchDiscriminator, make_adversarial_loss
+
+            self.patch_d = ConditionalPatchDiscriminator(SEG2_CHANNELS, cfg.patch_channels, cfg.patch_layers)
+            self.adversarial_loss = make_adversarial_loss()
+        self._calibration: Any = None
         #: the model card when loaded by :func:`ivus_sim.training.checkpoint.load_model` (else empty)
         self.card: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- contract
+    @staticmethod
+    def default_loss_weights() -> dict[str, float]:
+        """Documented default weight of every named loss (``train.loss_weights`` overrides each).
+
+        ``cal_*`` pull the ``physics`` stage 2 towards the real *20 MHz* figures: 0 by default (they
+        would pull a model of another scanner, or of your own data, the wrong way); the
+        ``cpu_default`` config, which trains the embedded 20 MHz default, turns them on.
+        """
+        return {"s1_rec": 1.0, "s1_latent_d": 1.0, "s1_latent_e": 1.0,
+                "s2_rec": 0.2, "s2_stats": 2.0, "s2_adv_g": 0.1, "s2_patch_d": 1.0, "s2_latent_d": 1.0,
+                "s2_latent_e": 1.0, "cal_hist": 0.0, "cal_profile": 0.0, "cal_speckle": 0.0}
+
     @property
     def z_dims(self) -> tuple[int, int]:
         """Sizes of the stage-1 and stage-2 codes."""
@@ -183,15 +255,25 @@ class TwoStageAAE(nn.Module):
         b, _, a, s = oh.shape
         return torch.cat([mean, oh, depth_channel(b, a, s, oh.device)], 1)
 
+    @property
+    def noise_channels(self) -> int:
+        """Channels of :meth:`noise` (``physics``: 6 formation channels + ``n_noise``)."""
+        if self.config.stage2_kind is Stage2Kind.PHYSICS:
+            return FORMATION_NOISE_CHANNELS + self.config.n_noise
+        return self.config.n_noise
+
     def noise(self, batch: int, generator: torch.Generator | None = None,
               shape: tuple[int, int] | None = None) -> torch.Tensor:
-        """Standard-normal noise maps ``(B, n_noise, A, S)`` on the model's device.
+        """Standard-normal noise ``(B, noise_channels, A, S)`` on the model's device: stage 2's randomness.
 
-        ``shape`` overrides ``(A, S)`` (training on angular windows); default :attr:`polar_shape`.
+        ``physics``: channels 0-1 the complex scatterer field (re, im), 2 the per-cell scatterer
+        heterogeneity, 3 the texture field's white seed, 4-5 the complex receiver noise, then
+        ``n_noise`` channels for the refinement. ``shape`` overrides ``(A, S)`` (training on angular
+        windows); default :attr:`polar_shape`. Image ``i`` draws its channels in order from ``generator``.
         """
         a, s = shape or self.polar_shape
         gdev = generator.device if generator is not None else self.device
-        n = torch.randn(batch, self.config.n_noise, a, s, generator=generator, device=gdev)
+        n = torch.randn(batch, self.noise_channels, a, s, generator=generator, device=gdev)
         return n.to(self.device)
 
     def sample_prior(self, batch: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -211,10 +293,28 @@ class TwoStageAAE(nn.Module):
         """Stage-2 encoder: ``image (B,1,A,S)`` given its mean and labels -> ``z2 (B, d2)``."""
         return self.encoder2(torch.cat([image, self.seg2(mean, labels)], 1))
 
+    def decode2_full(self, mean: torch.Tensor, labels: torch.Tensor, z2: torch.Tensor,
+                     noise: torch.Tensor) -> dict[str, Any]:
+        """Stage-2 decoder -> ``{"image": (B,1,A,S) in [0, 1], "style": {name: (B,)}}`` (+ ``formed``)."""
+        if self.config.stage2_kind is Stage2Kind.PHYSICS:
+            out: dict[str, Any] = self.stage2(mean, labels, z2, noise)
+            return out
+        return {"image": self.stage2(self.seg2(mean, labels), noise, z2), "style": {}}
+
     def decode2(self, mean: torch.Tensor, labels: torch.Tensor, z2: torch.Tensor,
                 noise: torch.Tensor) -> torch.Tensor:
         """Stage-2 decoder -> image ``(B,1,A,S)``."""
-        return self.stage2(self.seg2(mean, labels), noise, z2)
+        img: torch.Tensor = self.decode2_full(mean, labels, z2, noise)["image"]
+        return img
+
+    def calibration_losses(self, image: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named calibration losses ``cal_hist``, ``cal_profile``, ``cal_speckle`` of polar images (training)."""
+        if self._calibration is None:
+            from ivus_sim.stage2.calibration_losses import CalibrationLosses
+
+            self._calibration = CalibrationLosses(self.config.n_angles)
+        out: dict[str, torch.Tensor] = self._calibration(image, labels)
+        return out
 
     # ---------------------------------------------------------------- named losses
     def stage1_reconstruction(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -228,7 +328,8 @@ class TwoStageAAE(nn.Module):
         """AAE phase 1 for stage 2 plus the patch-GAN generator loss.
 
         Teacher forcing: stage 2 is conditioned on the stage-1 *target*, so the stages train
-        independently. Returns ``({"s2_rec", "s2_stats", "s2_adv_g"}, z2, fake)``.
+        independently. Returns ``({"s2_rec", "s2_stats", "s2_adv_g", "cal_hist", "cal_profile",
+        "cal_speckle"}, z2, fake)``; the calibration losses only for the ``physics`` stage 2.
         """
         z = self.encode2(batch["image"], batch["mean"], batch["labels"])
         fake = self.decode2(batch["mean"], batch["labels"], z, noise)
@@ -240,6 +341,8 @@ class TwoStageAAE(nn.Module):
             "s2_stats": speckle_statistics_loss(fake, batch["image"]),
             "s2_adv_g": adv if isinstance(adv, torch.Tensor) else torch.stack(adv).mean(),
         }
+        if self.config.stage2_kind is Stage2Kind.PHYSICS:
+            losses.update(self.calibration_losses(fake, batch["labels"]))
         return losses, z, fake
 
     def patch_discriminator_losses(self, batch: dict[str, torch.Tensor], fake: torch.Tensor
@@ -294,11 +397,17 @@ class TwoStageAAE(nn.Module):
 
         Returns:
             ``{"mean": (B,1,A,S), "image": (B,1,A,S)}`` in [0, 1] and ``"style"``: dict of ``(B,)``
-            scanner-style quantities decoded from z2 (empty for models without a style head).
+            scanner-style quantities decoded from z2 (``physics``:
+            :data:`ivus_sim.stage2.formation.STYLE_KEYS`; empty for ``spade`` models).
         """
-        mean_p = self.decode1(lab_p, z1)
-        img_p = self.decode2(mean_p, lab_p, z2, noise)
-        return {"mean": mean_p.clamp(0, 1), "image": img_p.clamp(0, 1), "style": {}}
+        cond = label_condition(lab_p)
+        mean_p = self.stage1(cond, z1)
+        if self.config.stage2_kind is Stage2Kind.PHYSICS:
+            out = self.stage2(mean_p, lab_p, z2, noise, cond=cond)
+        else:
+            out = self.decode2_full(mean_p, lab_p, z2, noise)
+        style = {k: v.detach() for k, v in out["style"].items()}
+        return {"mean": mean_p.clamp(0, 1), "image": out["image"].clamp(0, 1), "style": style}
 
     @torch.no_grad()
     def generate(self, labels: torch.Tensor | np.ndarray, z1: torch.Tensor | None = None,
@@ -318,7 +427,7 @@ class TwoStageAAE(nn.Module):
 
         Returns:
             dict with ``mean`` and ``image`` ``(B, 1, N, N)`` float in [0, 1] (0 outside the FOV),
-            ``z1 (B, d1)``, ``z2 (B, d2)`` (the codes used).
+            ``z1 (B, d1)``, ``z2 (B, d2)`` (the codes used) and ``style`` (see :meth:`render_polar`).
         """
         if not fov_mm > 0:
             raise IvusSimError(f"fov_mm must be positive, got {fov_mm}")
@@ -346,4 +455,4 @@ class TwoStageAAE(nn.Module):
         mean = polar_to_cart(out["mean"].float(), n, Interp.BILINEAR, 0.0)
         image = polar_to_cart(out["image"].float(), n, Interp.BILINEAR, 0.0)
         assert isinstance(mean, torch.Tensor) and isinstance(image, torch.Tensor)
-        return {"mean": mean.clamp(0, 1), "image": image.clamp(0, 1), "z1": z1t, "z2": z2t}
+        return {"mean": mean.clamp(0, 1), "image": image.clamp(0, 1), "z1": z1t, "z2": z2t, "style": out["style"]}

@@ -1,10 +1,15 @@
-"""Stage 2: decoder, conditional patch discriminator and the speckle-statistics loss."""
+"""Stage 2: legacy SPADE decoder, conditional patch discriminator and the speckle-statistics loss.
+
+The physics-informed stage 2 (formation layer, refinement, calibration losses) is tested in
+``tests/test_stage2_formation.py``.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from ivus_sim.stage2 import ConditionalPatchDiscriminator, Stage2Decoder, make_adversarial_loss, speckle_statistics_loss
+from ivus_sim.stage2 import Stage2Decoder, speckle_statistics_loss
+from ivus_sim.stage2.discriminator import ConditionalPatchDiscriminator, make_adversarial_loss
 
 
 def test_decoder_shapes_and_noise_dependence() -> None:
@@ -70,3 +75,17 @@ def test_noise_maps_get_a_coarse_grain_channel() -> None:
         return float((x[..., 1:, :] * x[..., :-1, :]).mean() / (x * x).mean())
 
     assert neighbour_corr(n[:, 1]) < 0.1 < 0.5 < neighbour_corr(shaped[:, 1])
+
+
+def test_plain_spade_matches_monai() -> None:
+    """The legacy decoder's plain-torch SPADE computes what MONAI's does, with the same parameter names."""
+    from monai.networks.blocks.spade_norm import SPADE as MonaiSPADE
+
+    from ivus_sim.stage2.model import SPADE
+
+    torch.manual_seed(0)
+    ref = MonaiSPADE(label_nc=5, norm_nc=8, kernel_size=3, spatial_dims=2, hidden_channels=4, norm="INSTANCE")
+    mine = SPADE(5, 8, 3, 4)
+    mine.load_state_dict(ref.state_dict())
+    x, seg = torch.randn(2, 8, 12, 10), torch.rand(2, 5, 12, 10)
+    assert torch.allclose(mine(x, seg), ref(x, seg), atol=1e-6)

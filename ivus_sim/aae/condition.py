@@ -52,8 +52,13 @@ def label_condition(labels: torch.Tensor) -> torch.Tensor:
 
     Channels: one-hot classes, normalised depth, cumulative tissue fractions in front of each sample.
     """
-    oh = one_hot(labels)
-    b, _, a, s = oh.shape
-    before = torch.cumsum(oh, dim=-1) - oh  # samples strictly nearer the catheter
-    frac = before / s
-    return torch.cat([oh, depth_channel(b, a, s, oh.device), frac], dim=1)
+    idx = class_index(labels)
+    b, a, s = idx.shape
+    out = torch.empty(b, CONDITION_CHANNELS, a, s, device=idx.device)
+    oh = out[:, :N_CLASSES]
+    oh.copy_(idx[:, None] == torch.arange(N_CLASSES, device=idx.device)[None, :, None, None])
+    out[:, N_CLASSES] = (torch.arange(s, device=idx.device, dtype=torch.float32) + 0.5) / s  # = depth_channel
+    frac = out[:, N_CLASSES + 1:]
+    torch.cumsum(oh, dim=-1, out=frac)
+    frac.sub_(oh).div_(s)  # fraction of the A-line strictly nearer the catheter
+    return out

@@ -12,7 +12,12 @@ import torch
 __all__ = ["envelope"]
 
 
-def envelope(analytic: torch.Tensor) -> torch.Tensor:
-    """Envelope ``|analytic|`` ``(B, A, S)`` float32 of a complex analytic RF signal."""
+def envelope(analytic: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Envelope ``|analytic|`` ``(..., A, S)`` of a complex analytic (or baseband IQ) signal.
+
+    ``eps`` (power units) is added under the square root: 0 for the engine (exact modulus); a tiny
+    value keeps the gradient finite where the signal vanishes (the learned stage 2 trains through it).
+    """
     ri = torch.view_as_real(analytic)
-    return (ri[..., 0] ** 2 + ri[..., 1] ** 2).sqrt()
+    p = ri[..., 0] ** 2 + ri[..., 1] ** 2
+    return (p + eps).sqrt() if eps else p.sqrt()

@@ -17,6 +17,13 @@ transform are done in one FFT pair: multiplying the spectrum by ``2 u(f) H(f)`` 
 signal ``rf + i Hilbert(rf)`` directly, whose modulus is the envelope. Both kernels are
 normalised to unit energy, so fully developed speckle of backscattered power ``b`` has mean
 envelope power ``b``.
+
+The transfer functions are built by small pure functions of tensors (:func:`gaussian_transfer`,
+:func:`unit_energy`, :func:`circular_gaussian_transfer`, :func:`gaussian_beam_sigma_mm`,
+:func:`pulse_sigma_mm`) and applied by :func:`lateral_filter` / :func:`depth_filter`. They are
+differentiable and broadcast over leading batch dimensions, so the learned stage 2
+(:mod:`ivus_sim.stage2.formation`) forms its speckle with the *same* code and learnable
+parameters (one implementation; the engine calls them with the preset's constants).
 """
 
 from __future__ import annotations
@@ -29,28 +36,119 @@ import torch
 from ivus_sim.config import Preset
 from ivus_sim.physics.grid import PolarGrid
 
-__all__ = ["Psf", "axial_sigma_mm", "beam_gain", "beam_sigma_mm"]
+__all__ = [
+    "Psf",
+    "axial_sigma_mm",
+    "beam_gain",
+    "beam_sigma_mm",
+    "circular_gaussian_transfer",
+    "depth_filter",
+    "gaussian_beam_sigma_mm",
+    "gaussian_transfer",
+    "lateral_filter",
+    "pulse_sigma_f_mhz",
+    "pulse_sigma_mm",
+    "unit_energy",
+]
+
+_FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
+
+Scalar = float | torch.Tensor
 
 
+# ---------------------------------------------------------------- pure, differentiable building blocks
+def pulse_sigma_f_mhz(centre_frequency_mhz: Scalar, fractional_bandwidth: Scalar) -> Scalar:
+    """Spectral standard deviation [MHz] of a Gaussian pulse of -6 dB two-way bandwidth ``fbw x f0``."""
+    return fractional_bandwidth * centre_frequency_mhz / _FWHM_PER_SIGMA
+
+
+def pulse_sigma_mm(centre_frequency_mhz: Scalar, fractional_bandwidth: Scalar,
+                   speed_of_sound_m_s: Scalar = 1540.0) -> Scalar:
+    """Standard deviation of the axial pulse envelope in depth [mm] (round trip: ``c sigma_t / 2``)."""
+    sigma_t = 1 / (2 * math.pi * pulse_sigma_f_mhz(centre_frequency_mhz, fractional_bandwidth))  # [us]
+    return sigma_t * speed_of_sound_m_s * 1e-3 / 2
+
+
+def gaussian_beam_sigma_mm(depth_mm: torch.Tensor, wavelength_mm: Scalar, aperture_mm: Scalar,
+                           focus_mm: Scalar) -> torch.Tensor:
+    """Two-way lateral Gaussian standard deviation ``sigma_x(z) = w(z) / 2`` [mm] of a focused aperture.
+
+    Gaussian-beam optics: waist ``w0 = lambda F / (pi a)`` (``a`` = aperture radius), Rayleigh range
+    ``z_R = pi w0^2 / lambda``, ``w(z) = w0 sqrt(1 + ((z - F) / z_R)^2)``. Tensor arguments broadcast
+    (e.g. ``depth (S,)`` with per-image parameters ``(B, 1)`` gives ``(B, S)``).
+    """
+    a = aperture_mm / 2
+    w0 = wavelength_mm * focus_mm / (math.pi * a)  # one-way waist radius (1/e amplitude)
+    zr = math.pi * w0**2 / wavelength_mm  # Rayleigh range
+    w = w0 * torch.sqrt(1 + ((depth_mm - focus_mm) / zr) ** 2)
+    return w / 2
+
+
+def gaussian_transfer(freqs: torch.Tensor, centre: Scalar, sigma: Scalar) -> torch.Tensor:
+    """Gaussian transfer function ``exp(-(f - centre)^2 / (2 sigma^2))`` on frequencies ``freqs``."""
+    return torch.exp(-((freqs - centre) ** 2) / (2 * sigma**2))
+
+
+def unit_energy(transfer: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Scale a full (two-sided, ``n_fft`` bins along the last axis) transfer to a unit-energy impulse response.
+
+    Parseval: ``sum_t |h_t|^2 = sum_k |H_k|^2 / n_fft``.
+    """
+    energy = (transfer.abs() ** 2).sum(-1, keepdim=True) / n_fft
+    return transfer / energy.sqrt()
+
+
+def circular_gaussian_transfer(sigma_theta: torch.Tensor, n_angles: int, normalise: bool = True) -> torch.Tensor:
+    """Angular transfer ``(..., n_angles // 2 + 1, S)`` of a circular Gaussian of std ``sigma_theta (..., S)`` [rad].
+
+    A Gaussian of std ``sigma`` on the circle has Fourier coefficients ``exp(-(k sigma)^2 / 2)`` at
+    harmonic ``k`` (cycles per revolution); with ``normalise`` the kernel has unit energy over the
+    full two-sided spectrum of length ``n_angles`` (rfft layout along the angle axis).
+    """
+    w = torch.fft.rfftfreq(n_angles, d=1 / n_angles, dtype=sigma_theta.dtype, device=sigma_theta.device)
+    lat = torch.exp(-0.5 * (w[:, None] * sigma_theta[..., None, :]) ** 2)  # (..., A//2+1, S)
+    if not normalise:
+        return lat
+    full = 2 * (lat**2).sum(-2) - lat[..., 0, :] ** 2
+    if n_angles % 2 == 0:
+        full = full - lat[..., -1, :] ** 2
+    return lat * torch.sqrt(n_angles / full)[..., None, :]
+
+
+def lateral_filter(x: torch.Tensor, transfer: torch.Tensor) -> torch.Tensor:
+    """Depth-dependent circular convolution along the angle axis (-2) of real ``x (..., A, S)``.
+
+    ``transfer (..., A // 2 + 1, S)`` in rfft layout (broadcast against ``x``), e.g. from
+    :func:`circular_gaussian_transfer`. Exact per depth in the angular Fourier domain.
+    """
+    a = x.shape[-2]
+    return torch.fft.irfft(torch.fft.rfft(x, dim=-2) * transfer, n=a, dim=-2)
+
+
+def depth_filter(x: torch.Tensor, transfer: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Convolution along depth (last axis) of complex (or real) ``x (..., S)`` with a full ``n_fft``-bin transfer.
+
+    The signal is zero-padded to ``n_fft`` (guard band against circular wrap) and cropped back.
+    """
+    s = x.shape[-1]
+    return torch.fft.ifft(torch.fft.fft(x, n=n_fft, dim=-1) * transfer, n=n_fft, dim=-1)[..., :s]
+
+
+# ---------------------------------------------------------------- the engine's preset-bound wrappers
 def _sigma_f_mhz(preset: Preset) -> float:
     t = preset.transducer
-    return t.fractional_bandwidth * t.centre_frequency_mhz / (2 * math.sqrt(2 * math.log(2)))
+    return float(pulse_sigma_f_mhz(t.centre_frequency_mhz, t.fractional_bandwidth))
 
 
 def axial_sigma_mm(preset: Preset) -> float:
     """Standard deviation of the axial pulse envelope in depth [mm] (round trip: ``c sigma_t / 2``)."""
-    sigma_t = 1 / (2 * math.pi * _sigma_f_mhz(preset))  # [us]
-    return sigma_t * preset.transducer.speed_of_sound_m_s * 1e-3 / 2
+    t = preset.transducer
+    return float(pulse_sigma_mm(t.centre_frequency_mhz, t.fractional_bandwidth, t.speed_of_sound_m_s))
 
 
 def beam_sigma_mm(preset: Preset, depth_mm: torch.Tensor) -> torch.Tensor:
     """Two-way lateral Gaussian standard deviation ``sigma_x(z)`` [mm] at depths ``depth_mm``."""
-    lam = preset.wavelength_mm
-    a = preset.beam.aperture_mm / 2
-    w0 = lam * preset.beam.focus_mm / (math.pi * a)  # one-way waist radius (1/e amplitude)
-    zr = math.pi * w0**2 / lam  # Rayleigh range
-    w = w0 * torch.sqrt(1 + ((depth_mm - preset.beam.focus_mm) / zr) ** 2)
-    return w / 2
+    return gaussian_beam_sigma_mm(depth_mm, preset.wavelength_mm, preset.beam.aperture_mm, preset.beam.focus_mm)
 
 
 def beam_gain(preset: Preset, depth_mm: torch.Tensor) -> torch.Tensor:
@@ -95,28 +193,19 @@ class Psf:
         guard = math.ceil(10 * sigma_z / dz) + 8
         n_fft = _good_size(grid.n_samples + guard)
         f = torch.fft.rfftfreq(n_fft, d=1 / fs, dtype=torch.float64)
-        h = torch.exp(-((f - f0) ** 2) / (2 * sigma_f**2))
+        h = gaussian_transfer(f, f0, sigma_f)
         h[0] = 0.0
-        analytic = 2 * h
-        # unit energy of the analytic impulse response: sum |h_t|^2 = sum |H_k|^2 / n over all n bins
-        energy = (analytic**2).sum() / n_fft
-        analytic = analytic / energy.sqrt()
+        # unit energy of the analytic impulse response (the one-sided 2 u(f) H(f) holds all the energy)
+        analytic = unit_energy(2 * h, n_fft)
         # transfer of |h_t|^2 (analytic impulse response; numerically exact on the grid)
         h_t = torch.fft.ifft(torch.cat([analytic, torch.zeros(n_fft - analytic.numel(), dtype=analytic.dtype)]))
         axial_power = torch.fft.rfft(h_t.abs() ** 2)
         # lateral
         r = grid.depths_mm()
         sig_th = beam_sigma_mm(preset, r) / r  # (S,) rad
-        # angular harmonics k (cycles per revolution): a Gaussian of std sigma_theta [rad] on the circle
-        # has Fourier coefficients exp(-(k sigma_theta)^2 / 2)
-        w = torch.fft.rfftfreq(grid.n_angles, d=1 / grid.n_angles, dtype=torch.float64)
-        lat = torch.exp(-0.5 * (w[:, None] * sig_th[None, :]) ** 2)  # (A//2+1, S)
-        # unit energy over the full (two-sided) spectrum of length A
-        full = 2 * (lat**2).sum(0) - lat[0] ** 2
-        if grid.n_angles % 2 == 0:
-            full = full - lat[-1] ** 2
-        lat_n = lat * torch.sqrt(grid.n_angles / full)[None, :]
-        lat_p = torch.exp(-0.5 * (w[:, None] * sig_th[None, :] / math.sqrt(2)) ** 2)  # |h|^2: sigma / sqrt 2, sum 1
+        lat_n = circular_gaussian_transfer(sig_th, grid.n_angles)  # (A//2+1, S), unit energy
+        # |h|^2 is a Gaussian of std sigma / sqrt 2 with unit sum (transfer 1 at k = 0)
+        lat_p = circular_gaussian_transfer(sig_th / math.sqrt(2), grid.n_angles, normalise=False)
         return cls(n_fft=n_fft, axial=analytic.to(torch.complex64).to(device), lateral=lat_n.float().to(device),
                    axial_power=axial_power.to(torch.complex64).to(device), lateral_power=lat_p.float().to(device),
                    sigma_theta=sig_th.float().to(device), sigma_z_mm=sigma_z,
@@ -124,10 +213,7 @@ class Psf:
 
     def lateral_filter(self, x: torch.Tensor, power: bool = False) -> torch.Tensor:
         """Depth-dependent circular lateral convolution of real ``(B, A, S)`` data."""
-        a = x.shape[-2]
-        spec = torch.fft.rfft(x, dim=-2)
-        spec = spec * (self.lateral_power if power else self.lateral)
-        return torch.fft.irfft(spec, n=a, dim=-2)
+        return lateral_filter(x, self.lateral_power if power else self.lateral)
 
     def analytic_rf(self, x: torch.Tensor) -> torch.Tensor:
         """Axial pulse convolution + Hilbert transform: real ``(B, A, S)`` -> complex analytic RF ``(B, A, S)``."""

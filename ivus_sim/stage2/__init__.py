@@ -1,13 +1,25 @@
-"""Stage 2: mean intensity (+ labels) -> speckled IVUS image, with its patch discriminator."""
+"""Stage 2: mean intensity (+ labels, z2) -> speckled IVUS image.
 
-from ivus_sim.stage2.discriminator import ConditionalPatchDiscriminator, make_adversarial_loss
+Generation path (plain torch): :mod:`~ivus_sim.stage2.formation` (learned speckle formation with
+the physics engine's PSF / envelope / compression), :mod:`~ivus_sim.stage2.refine` (multi-scale
+residual), :mod:`~ivus_sim.stage2.decoder` (both), :mod:`~ivus_sim.stage2.model` (legacy SPADE
+decoder). Training only: :mod:`~ivus_sim.stage2.discriminator` (MONAI patch GAN, import it from
+there), :mod:`~ivus_sim.stage2.losses`, :mod:`~ivus_sim.stage2.calibration_losses`.
+"""
+
+from ivus_sim.stage2.decoder import PhysicsStage2Decoder
+from ivus_sim.stage2.formation import ScannerParams, ScatterParamNet, form_image
 from ivus_sim.stage2.losses import local_moments, speckle_statistics_loss
 from ivus_sim.stage2.model import Stage2Decoder
+from ivus_sim.stage2.refine import RefineNet
 
 __all__ = [
-    "ConditionalPatchDiscriminator",
+    "PhysicsStage2Decoder",
+    "RefineNet",
+    "ScannerParams",
+    "ScatterParamNet",
     "Stage2Decoder",
+    "form_image",
     "local_moments",
-    "make_adversarial_loss",
     "speckle_statistics_loss",
 ]

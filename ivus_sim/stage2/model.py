@@ -1,4 +1,7 @@
-"""Stage 2 decoder: mean intensity + labels + code z2 + noise -> speckled IVUS image.
+"""Legacy stage 2 decoder (``model.stage2_kind: spade``): a SPADE residual network draws the speckle.
+
+Kept so that model files trained before the physics-informed stage 2
+(:mod:`ivus_sim.stage2.decoder`) still load and generate; new models use the physics-informed one.
 
 Works on the polar grid (A-line x depth), where IVUS speckle is elongated laterally and the
 point-spread function is separable. The input is the stage-1 mean, per-pixel noise maps (the
@@ -6,18 +9,51 @@ spatial randomness speckle needs; drawn from a seeded generator so output is rep
 the label condition. Residual blocks are spatially conditioned by MONAI's SPADE normalisation
 (Park et al., CVPR 2019) on ``[mean, one-hot labels, depth]`` and modulated by z2 through FiLM,
 which sets the global speckle "style" (gain, contrast, grain). Output in [0, 1].
+
+The SPADE block is a plain-torch copy of MONAI's ``SPADE`` layout (same parameter names and
+computation: instance norm without affine; shared 3x3 conv + LeakyReLU(0.01); gamma and beta 3x3
+convs each followed by instance norm, as MONAI's ``Convolution`` defaults do), so generation does
+not import MONAI and weights trained with MONAI's block load unchanged.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.networks.blocks.spade_norm import SPADE
 from torch import nn
 
 from ivus_sim.aae.layers import FiLM, PolarConv2d, polar_pad
 
 __all__ = ["Stage2Decoder"]
+
+
+class _Conv(nn.Module):
+    """``conv`` submodule holder (MONAI ``Convolution`` parameter names)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2)
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive normalisation (Park et al., CVPR 2019), MONAI's layout in plain torch.
+
+    ``forward(x (B, C, H, W), seg (B, label_nc, H, W))`` -> ``IN(x) * (1 + gamma(seg)) + beta(seg)``.
+    """
+
+    def __init__(self, label_nc: int, norm_nc: int, kernel_size: int = 3, hidden_channels: int = 64) -> None:
+        super().__init__()
+        self.mlp_shared = _Conv(label_nc, hidden_channels, kernel_size)
+        self.mlp_gamma = _Conv(hidden_channels, norm_nc, kernel_size)
+        self.mlp_beta = _Conv(hidden_channels, norm_nc, kernel_size)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        normalized = F.instance_norm(x.contiguous())
+        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        actv = F.leaky_relu(self.mlp_shared.conv(seg), 0.01)
+        gamma = F.instance_norm(self.mlp_gamma.conv(actv))
+        beta = F.instance_norm(self.mlp_beta.conv(actv))
+        return normalized * (1 + gamma) + beta
 
 
 class _SpadeBlock(nn.Module):
@@ -31,8 +67,7 @@ class _SpadeBlock(nn.Module):
 
     def __init__(self, channels: int, seg_channels: int, z_dim: int, spade_hidden: int) -> None:
         super().__init__()
-        self.spade = SPADE(label_nc=seg_channels, norm_nc=channels, kernel_size=3, spatial_dims=2,
-                           hidden_channels=spade_hidden, norm="INSTANCE")
+        self.spade = SPADE(label_nc=seg_channels, norm_nc=channels, kernel_size=3, hidden_channels=spade_hidden)
         self.film = FiLM(z_dim, channels)
         self.conv = PolarConv2d(channels, channels, 3)
 

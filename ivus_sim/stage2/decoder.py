@@ -1,0 +1,99 @@
+"""Physics-informed stage-2 decoder: mean intensity + labels + z2 + seeded noise -> IVUS image.
+
+Three parts, each plain torch (no MONAI on the generation path):
+
+1. :class:`~ivus_sim.stage2.formation.ScannerParams` decodes z2's style dimensions to scanner
+   settings (gain, dynamic range, aperture, centre frequency, bandwidth; learned TGC and noise);
+2. :class:`~ivus_sim.stage2.formation.ScatterParamNet` predicts per-pixel scattering parameters
+   and :func:`~ivus_sim.stage2.formation.form_image` forms speckle through the learned PSF,
+   envelope and log compression (the physics engine's functions);
+3. :class:`~ivus_sim.stage2.refine.RefineNet` adds a residual for what the formation misses
+   (zero at initialisation).
+
+See :mod:`ivus_sim.stage2.formation` for the model and its references.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ivus_sim.aae.condition import CONDITION_CHANNELS, label_condition
+from ivus_sim.stage2.formation import (
+    FORMATION_NOISE_CHANNELS,
+    ScannerDefaults,
+    ScannerParams,
+    ScatterParamNet,
+    form_image,
+)
+from ivus_sim.stage2.refine import RefineNet
+from ivus_sim.tissues import Tissue
+
+__all__ = ["PhysicsStage2Decoder"]
+
+_BLANK_IDS = (int(Tissue.CATHETER), int(Tissue.OUTSIDE))  # black, as in the engine
+
+
+class PhysicsStage2Decoder(nn.Module):
+    """Stage 2 = learned speckle formation + multi-scale residual refinement.
+
+    Args:
+        z_dim: size of z2 (the first ``min(5, z_dim)`` dims are scanner style, the rest texture).
+        n_angles: A-lines of the model's full frame (angular spacing of the PSF).
+        radius_mm: radius of the polar grid [mm] (half the training FOV).
+        n_noise: extra standard-normal channels fed to the refinement (0 allowed).
+        refine_channels: refinement widths per scale from 1/2 resolution down.
+        param_hidden: width of the scattering-parameter network.
+        defaults: initial scanner settings.
+
+    ``forward(mean (B,1,A,S), labels (B,A,S), z (B,z_dim), noise (B, 6 + n_noise, A, S))`` -> dict
+    ``image (B,1,A,S)`` in [0, 1], ``formed (B,1,A,S)`` (before the residual, unclipped) and ``style``.
+    """
+
+    def __init__(self, z_dim: int, n_angles: int, radius_mm: float, n_noise: int = 1,
+                 refine_channels: Sequence[int] = (12, 24, 32, 48), param_hidden: int = 12,
+                 defaults: ScannerDefaults | None = None) -> None:
+        super().__init__()
+        self.n_angles = n_angles
+        self.radius_mm = radius_mm
+        self.n_noise = n_noise
+        self.scanner = ScannerParams(z_dim, defaults)
+        self.n_style = self.scanner.n_style
+        self.params = ScatterParamNet(1 + CONDITION_CHANNELS, z_dim, param_hidden)
+        self.refine = RefineNet(2 + n_noise, 1 + CONDITION_CHANNELS, z_dim - self.n_style, refine_channels)
+        blank = torch.zeros(256, dtype=torch.bool)
+        for t in _BLANK_IDS:
+            blank[t] = True
+        self.register_buffer("blank_lut", blank, persistent=False)
+
+    @property
+    def noise_channels(self) -> int:
+        return FORMATION_NOISE_CHANNELS + self.n_noise
+
+    def forward(self, mean: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
+                cond: torch.Tensor | None = None) -> dict[str, object]:
+        """``cond``: :func:`~ivus_sim.aae.condition.label_condition` of ``labels`` if already computed."""
+        if cond is None:
+            cond = label_condition(labels)
+        a, s = mean.shape[-2:]
+        cond_half = F.avg_pool2d(torch.cat([mean, cond.to(mean.dtype)], 1), 2)
+        style = self.scanner(z)
+        d_db, sigma_n, sigma_t = self.params(cond_half, z, size=(a, s))
+        formed = form_image(mean[:, 0], noise, style, self.radius_mm, 2 * math.pi / self.n_angles,
+                            d_db=d_db, sigma_n=sigma_n, sigma_t=sigma_t)
+        assert isinstance(formed, torch.Tensor)
+        formed = formed[:, None]
+        x = [formed.clamp(-0.5, 1.5).to(mean.dtype), mean]
+        if self.n_noise:
+            x.append(noise[:, FORMATION_NOISE_CHANNELS:].to(mean.dtype))
+        z_tex = z[:, self.n_style:] if z.shape[1] > self.n_style else None
+        res = self.refine(torch.cat(x, 1), cond_half, z_tex)
+        image = (formed + res.float()).clamp(0.0, 1.0)
+        lut: torch.Tensor = self.blank_lut  # type: ignore[assignment]
+        blank = lut[labels.long()][:, None]
+        image = torch.where(blank, torch.zeros((), device=image.device), image)
+        return {"image": image, "formed": formed, "style": style}

@@ -1,0 +1,209 @@
+"""Physics-informed stage 2: the speckle layer's statistics, its learned PSF, gradients, seeding, shadows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from ivus_sim.metrics.calibration import autocorr_fwhm
+from ivus_sim.stage2.calibration_losses import CALIBRATION_LOSS_NAMES, CalibrationLosses
+from ivus_sim.stage2.decoder import PhysicsStage2Decoder
+from ivus_sim.stage2.formation import STYLE_KEYS, ScannerParams, form_image
+from ivus_sim.two_stage import ModelConfig, Stage2Kind, TwoStageAAE
+
+A, S, R = 256, 128, 5.0
+STEP = 2 * math.pi / A
+
+
+def _noise(b: int, seed: int = 0, a: int = A, s: int = S) -> torch.Tensor:
+    return torch.randn(b, 7, a, s, generator=torch.Generator().manual_seed(seed))
+
+
+def _style(b: int, **over: float) -> dict[str, torch.Tensor]:
+    st = {k: v.detach() for k, v in ScannerParams(8)(torch.zeros(b, 8)).items()}
+    for k, v in over.items():
+        st[k] = torch.full((b,), float(v))
+    return st
+
+
+def test_uniform_region_gives_rayleigh_envelope() -> None:
+    """Before compression a uniform-amplitude region is fully developed speckle: mean/std 1.91, Rayleigh."""
+    mean = torch.full((4, A, S), 0.6)
+    _, env = form_image(mean, _noise(4), _style(4, noise_db=-200.0), R, STEP, return_envelope=True)
+    e = env[:, :, 40:110].flatten().double()
+    assert abs(float(e.mean() / e.std()) - math.sqrt(math.pi / (4 - math.pi))) < 0.06
+    # KS against a Rayleigh of the same mean power, on a decorrelated subsample (every 8th A-line and sample)
+    sub = env[:, ::8, 40:110:8].flatten().numpy()
+    scale = float(np.sqrt((sub**2).mean() / 2))
+    assert stats.kstest(sub, "rayleigh", args=(0, scale)).statistic < 0.05
+    # heterogeneous scatterer power (low density) gives pre-Rayleigh texture: mean/std clearly below 1.91
+    _, env2 = form_image(mean, _noise(4), _style(4, noise_db=-200.0), R, STEP,
+                         sigma_n=torch.full_like(mean, 2.0), return_envelope=True)
+    e2 = env2[:, :, 40:110].flatten().double()
+    assert float(e2.mean() / e2.std()) < 1.6
+
+
+def test_mean_display_is_preserved() -> None:
+    """The formation inverts the log compression: the mean display of the speckle equals the stage-1 mean."""
+    for m in (0.3, 0.5, 0.7):
+        disp = form_image(torch.full((4, A, S), m), _noise(4, 1), _style(4), R, STEP)
+        assert isinstance(disp, torch.Tensor)
+        assert abs(float(disp[:, :, 30:120].clamp(0, 1).mean()) - m) < 0.02
+
+
+def _lateral_fwhm(disp: torch.Tensor) -> float:
+    img = disp.clamp(0, 1).numpy() * 255
+    widths = [autocorr_fwhm(img[b, t:t + 32, 60:92])[0] for b in range(img.shape[0]) for t in range(0, A - 32, 32)]
+    return float(np.median(widths))
+
+
+def test_grain_size_follows_the_learned_psf() -> None:
+    """A smaller aperture (wider beam) gives a larger lateral speckle; a lower centre frequency a larger axial one."""
+    mean = torch.full((2, A, S), 0.6)
+    narrow = form_image(mean, _noise(2, 2), _style(2, aperture_mm=0.9), R, STEP)
+    wide = form_image(mean, _noise(2, 2), _style(2, aperture_mm=0.3), R, STEP)
+    assert isinstance(narrow, torch.Tensor) and isinstance(wide, torch.Tensor)
+    assert _lateral_fwhm(wide) > _lateral_fwhm(narrow)
+
+    def axial_corr(d: torch.Tensor) -> float:
+        x = d[:, :, 40:110] - d[:, :, 40:110].mean()
+        return float((x[..., 1:] * x[..., :-1]).mean() / (x * x).mean())
+
+    hi = form_image(mean, _noise(2, 3), _style(2, centre_frequency_mhz=40.0), R, STEP)
+    lo = form_image(mean, _noise(2, 3), _style(2, centre_frequency_mhz=10.0), R, STEP)
+    assert isinstance(hi, torch.Tensor) and isinstance(lo, torch.Tensor)
+    assert axial_corr(lo) > axial_corr(hi) + 0.1
+
+
+def test_gradients_reach_psf_gain_and_parameter_net() -> None:
+    torch.manual_seed(0)
+    dec = PhysicsStage2Decoder(z_dim=8, n_angles=64, radius_mm=R, n_noise=1, refine_channels=(8, 16))
+    lab = torch.zeros(2, 64, 32, dtype=torch.long)
+    lab[:, :, 10:20] = 5
+    mean = torch.rand(2, 1, 64, 32) * 0.5 + 0.2
+    out = dec(mean, lab, torch.randn(2, 8), torch.randn(2, 7, 64, 32))
+    img = out["image"]
+    assert isinstance(img, torch.Tensor)
+    # a loss that depends on contrast and grain
+    (img.std() + (img[:, :, 1:] - img[:, :, :-1]).abs().mean()).backward()
+    sc = dec.scanner
+    for p in (sc.gain_db, sc.log_dynamic_range, sc.log_aperture, sc.log_centre_frequency, sc.log_bandwidth,
+              sc.noise_db, sc.sensitivity, dec.params.head.conv.weight, dec.refine.out.conv.weight):
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0
+
+
+def test_style_comes_from_z2_and_moves_the_image() -> None:
+    sc = ScannerParams(8)
+    z = torch.zeros(3, 8)
+    z[1, 0], z[2, 2] = 2.0, 2.0
+    st = sc(z)
+    assert set(st) == set(STYLE_KEYS) and all(v.shape == (3,) for v in st.values())
+    assert float(st["gain_db"][1]) == pytest.approx(float(st["gain_db"][0]) + 2.0)
+    assert float(st["aperture_mm"][2]) > float(st["aperture_mm"][0])
+    assert float(st["beam_sigma_focus_mm"][2]) < float(st["beam_sigma_focus_mm"][0])
+
+
+def _model() -> TwoStageAAE:
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_angles=64, n_samples=32, stage1_channels=(8, 16), stage1_downsample=1,
+                      encoder_channels=(8, 16), refine_channels=(8, 16), n_noise=1)
+    return TwoStageAAE(cfg, training_parts=False).eval()
+
+
+def test_same_seed_same_image_and_no_monai_needed() -> None:
+    m = _model()
+    assert m.config.stage2_kind is Stage2Kind.PHYSICS and not hasattr(m, "patch_d")
+    lab = torch.zeros(2, 64, 32, dtype=torch.uint8)
+    lab[:, 20:30, 8:14] = 5
+
+    def run(seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        z1, z2 = m.sample_prior(2, 8, g), m.sample_prior(2, 8, g)
+        with torch.no_grad():
+            return m.render_polar(lab, z1, z2, m.noise(2, g))
+
+    a, b, c = run(5), run(5), run(6)
+    assert torch.equal(a["image"], b["image"]) and not torch.equal(a["image"], c["image"])
+    assert set(a["style"]) == set(STYLE_KEYS)
+
+
+def test_rotation_equivariant_no_seam() -> None:
+    """Rolling labels, mean and noise by a multiple of 16 A-lines rolls the output (circular everywhere)."""
+    torch.manual_seed(1)
+    dec = PhysicsStage2Decoder(z_dim=8, n_angles=64, radius_mm=R, n_noise=1, refine_channels=(8, 16, 16))
+    torch.nn.init.normal_(dec.refine.out.conv.weight, std=0.1)
+    lab = torch.randint(0, 7, (1, 64, 32))
+    mean, z, noise = torch.rand(1, 1, 64, 32), torch.randn(1, 8), torch.randn(1, 7, 64, 32)
+    with torch.no_grad():
+        y = dec(mean, lab, z, noise)["image"]
+        y2 = dec(torch.roll(mean, 16, -2), torch.roll(lab, 16, -2), z, torch.roll(noise, 16, -2))["image"]
+    assert isinstance(y, torch.Tensor) and isinstance(y2, torch.Tensor)
+    assert float((torch.roll(y, 16, -2) - y2).abs().max()) < 1e-4
+
+
+def test_shadow_in_the_mean_survives_formation() -> None:
+    """Stage 1 puts the shadow into the mean; stage 2 keeps the region behind calcium dark."""
+    mean = torch.full((2, A, S), 0.55)
+    mean[:, 100:140, 40:50] = 0.9  # calcium: bright
+    mean[:, 100:140, 50:] = 0.1  # acoustic shadow behind it
+    disp = form_image(mean, _noise(2, 4), _style(2), R, STEP)
+    assert isinstance(disp, torch.Tensor)
+    d = disp.clamp(0, 1)
+    behind, beside = float(d[:, 105:135, 60:120].mean()), float(d[:, 20:80, 60:120].mean())
+    assert behind < beside - 0.25
+
+
+def test_embedded_default_shadows_behind_calcium() -> None:
+    """The shipped learned default draws a shadow behind calcium (stage 1 learned it from its teacher)."""
+    from ivus_sim.geometry import Interp, cart_to_polar
+    from ivus_sim.modelio import load_default_model
+
+    model, _, _ = load_default_model("cpu")
+    n = 256
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2
+    r, th = np.hypot(yy, xx) / (n / 2), np.arctan2(yy, xx)
+    lab = np.zeros((n, n), np.uint8)
+    lab[r < 0.45] = 1
+    lab[(r >= 0.45) & (r < 0.55)] = 2  # fibrous wall
+    calc = (r >= 0.45) & (r < 0.55) & (np.abs(th) < 0.5)
+    lab[calc] = 5
+    lab[r >= 1] = 255
+    lab[r < 0.115] = 7
+    a, s = model.polar_shape
+    lab_p = torch.as_tensor(np.asarray(cart_to_polar(torch.as_tensor(lab[None]), a, s, Interp.NEAREST)))
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = model.sample_prior(4, model.z_dims[0], g), model.sample_prior(4, model.z_dims[1], g)
+    with torch.no_grad():
+        img = model.render_polar(lab_p.expand(4, -1, -1).contiguous(), z1, z2, model.noise(4, g))["image"][:, 0]
+    depth = slice(int(0.6 * s), int(0.8 * s))
+    ang = (torch.arange(a) * 2 * math.pi / a)
+    ang = torch.where(ang > math.pi, ang - 2 * math.pi, ang)
+    behind = img[:, ang.abs() < 0.35][:, :, depth].mean()
+    elsewhere = img[:, ang.abs() > 1.2][:, :, depth].mean()
+    assert float(behind) < float(elsewhere) - 0.08
+
+
+def test_calibration_losses_prefer_real_like_images() -> None:
+    cal = CalibrationLosses(n_angles=256)
+    lab = torch.zeros(4, 128, 128, dtype=torch.long)  # perivascular everywhere
+    lab[:, :, :20] = 1
+    style = _style(4, aperture_mm=0.3)
+    real_like = form_image(torch.full((4, 128, 128), 67 / 255 + 0.05), _noise(4, 5, 128, 128), style, R, STEP)
+    assert isinstance(real_like, torch.Tensor)
+    real_like = real_like.clamp(0, 1)[:, None].requires_grad_(True)
+    flat = torch.full_like(real_like, 0.8)
+    good, bad = cal(real_like, lab), cal(flat, lab)
+    assert set(good) == set(CALIBRATION_LOSS_NAMES)
+    assert good["cal_hist"] < bad["cal_hist"] and good["cal_profile"] < bad["cal_profile"]
+    sum(good.values()).backward()
+    assert real_like.grad is not None and float(real_like.grad.abs().sum()) > 0
+
+
+def test_legacy_config_without_kind_is_spade() -> None:
+    cfg = ModelConfig.from_dict({"n_angles": 64, "n_samples": 32})
+    assert cfg.stage2_kind is Stage2Kind.SPADE
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
