@@ -1,49 +1,31 @@
 """CLI: ``ivus-sim generate`` (phantoms -> IVUS images) and ``ivus-sim explore`` (latent sweeps).
 
-Thin shell over :class:`ivus_sim.simulator.Simulator`: argument parsing, output planning (file
-names, overwrite protection before anything is written) and writing through :mod:`ivus_sim.io`
-(atomic, one JSON sidecar per image).
+Thin shells: options are parsed here; output planning, resume/overwrite checks, atomic writes,
+sidecars and the reproducing command are :mod:`ivus_sim.outputs`; images come from
+:class:`ivus_sim.simulator.Simulator`. Everything that can be checked (inputs, ``--out``, existing
+outputs) is checked before the model is loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shlex
-import sys
 from collections.abc import Iterator
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ivus_sim.cli._common import handles_errors
+from ivus_sim.cli._common import ProgressOption, SeedOption, handles_errors
+from ivus_sim.engines import Engine
 from ivus_sim.errors import IvusSimError
+from ivus_sim.outputs import ImageFormat
 
 if TYPE_CHECKING:
-    import numpy as np
+    from ivus_sim.simulator import Simulator
 
-    from ivus_sim.phantom import Phantom
-    from ivus_sim.simulator import GenerationResult, Simulator
-
-
-class OutputFormat(str, Enum):
-    """Image file format of ``generate``."""
-
-    AUTO = "auto"  # PNG for single frames, NIfTI for pullbacks
-    PNG = "png"
-    NIFTI = "nifti"
-    BOTH = "both"
-
-
-class EngineChoice(str, Enum):
-    """Generator behind ``generate``."""
-
-    LEARNED = "learned"
-    PHYSICS = "physics"
-
-
-_SINGLE_FILE_SUFFIXES = (".png", ".nii", ".nii.gz")
+#: single-file outputs ``generate`` can write
+_FILE_SUFFIXES = (".png", ".nii.gz", ".nii")
+_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def parse_code(text: str, option: str = "--z") -> list[float]:
@@ -58,14 +40,6 @@ def parse_code(text: str, option: str = "--z") -> list[float]:
     if not all(v == v and abs(v) != float("inf") for v in vals):
         raise IvusSimError(f"{option}: values must be finite numbers, got {text!r}")
     return vals
-
-
-class PrecisionChoice(str, Enum):
-    """Arithmetic of the learned networks (see :class:`ivus_sim.simulator.Precision`)."""
-
-    AUTO = "auto"
-    FP32 = "fp32"
-    BF16 = "bf16"
 
 
 @contextlib.contextmanager
@@ -88,237 +62,157 @@ _THREADS_HELP = ("CPU threads (0: all cores). 1 is fastest for a few images and 
                  "for large batches on idle cores try 2+, or run one process per core.")
 
 
-def _make_simulator(engine: EngineChoice, model: Path | None, preset: str, device: str,
-                    precision: PrecisionChoice = PrecisionChoice.AUTO) -> Simulator:
+def _stem(path: Path) -> str:
+    from ivus_sim.outputs import strip_image_suffix
+
+    name = path.name
+    return strip_image_suffix(name) if strip_image_suffix(name) != name else Path(name).stem
+
+
+def _learned_identity(model: Path | None, device: str, precision: str) -> dict[str, Any]:
+    """Model identity, device and precision of a learned request, without loading the model."""
+    from ivus_sim.device import resolve_device, resolve_precision
+    from ivus_sim.simulator.learned import model_key
+
+    dev = resolve_device(device)
+    return {"model": model_key(model), "device_type": dev.type,
+            "precision": resolve_precision(precision, dev).value}
+
+
+def _make_simulator(engine: Engine, model: Path | None, preset: str, device: str, precision: str) -> Simulator:
     from ivus_sim.simulator import Simulator
 
-    if engine is EngineChoice.PHYSICS:
-        if model is not None:
-            raise IvusSimError("--model loads a learned model; it cannot be combined with --engine physics")
+    if engine is Engine.PHYSICS:
         return Simulator.physics(preset=preset, device=device)
     if model is not None:
-        return Simulator.from_run(model, device=device, precision=precision.value)
-    return Simulator.default(device=device, precision=precision.value)
-
-
-def _is_single_file_target(out: Path) -> bool:
-    return any(out.name.lower().endswith(s) for s in _SINGLE_FILE_SUFFIXES)
-
-
-def _stage_to_uint8(a: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """Float stage -> uint8 for saving, with the ``[lo, hi]`` range mapped onto 0..255."""
-    import numpy as np
-
-    lo, hi = float(np.min(a)), float(np.max(a))
-    if lo >= 0.0 and hi <= 1.0:
-        lo, hi = 0.0, 1.0
-    scale = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    return np.clip(np.floor(scale * 255 + 0.5), 0, 255).astype(np.uint8), [lo, hi]
-
-
-class _Plan:
-    """Output files of one image: main files, frame PNGs, stage files, the sidecar."""
-
-    def __init__(self, base: Path, fmt: OutputFormat, frames: int, stages: list[str]) -> None:
-        self.base = base
-        png = fmt in (OutputFormat.PNG, OutputFormat.BOTH) or (fmt is OutputFormat.AUTO and frames == 1)
-        nii = fmt in (OutputFormat.NIFTI, OutputFormat.BOTH) or (fmt is OutputFormat.AUTO and frames > 1)
-        self.png = png
-        self.nifti = nii
-        self.frames = frames
-        self.stages = stages
-        self.files: list[Path] = []
-        if nii:
-            self.files.append(self._p("", ".nii.gz"))
-        if png:
-            self.files += [self._p("", ".png")] if frames == 1 else [self._p(f"_f{f:04d}", ".png")
-                                                                    for f in range(frames)]
-        for s in stages:
-            if nii:
-                self.files.append(self._p(f"_{s}", ".nii.gz"))
-            if png:
-                self.files += [self._p(f"_{s}", ".png")] if frames == 1 else [
-                    self._p(f"_{s}_f{f:04d}", ".png") for f in range(frames)]
-        self.sidecar = base.with_name(base.name + ".json")
-
-    def _p(self, tag: str, suffix: str) -> Path:
-        return self.base.with_name(self.base.name + tag + suffix)
-
-    def all(self) -> list[Path]:
-        return [*self.files, self.sidecar]
-
-    def existing(self) -> list[Path]:
-        """Planned files that exist, plus any existing ``<base>_*`` file (e.g. stages named by the engine)."""
-        found = {p for p in self.all() if p.exists()}
-        if self.base.parent.is_dir():
-            found |= {p for p in self.base.parent.glob(self.base.name + "_*") if p.suffix in (".png", ".gz")}
-        return sorted(found)
-
-
-def _write_image(plan: _Plan, tag: str, data: np.ndarray, pixel_mm: float, frame_mm: float) -> list[str]:
-    from ivus_sim.io import save_nifti, save_png
-
-    written: list[str] = []
-    if plan.nifti:
-        p = plan._p(tag, ".nii.gz")
-        save_nifti(p, data, pixel_mm=pixel_mm, frame_mm=frame_mm)
-        written.append(p.name)
-    if plan.png:
-        if data.ndim == 2:
-            p = plan._p(tag, ".png")
-            save_png(p, data)
-            written.append(p.name)
-        else:
-            for f, frame in enumerate(data):
-                p = plan._p(f"{tag}_f{f:04d}", ".png")
-                save_png(p, frame)
-                written.append(p.name)
-    return written
-
-
-def _command_line(phantom_path: str, args: dict[str, Any]) -> str:
-    parts = ["ivus-sim", "generate", "--phantom", phantom_path]
-    for k, v in args.items():
-        if v is None or v is False:
-            continue
-        flag = "--" + k.replace("_", "-")
-        parts += [flag] if v is True else [flag, str(v)]
-    return shlex.join(parts)
-
-
-def _write_result(res: GenerationResult, plans: list[_Plan], ph: Phantom, repro: dict[str, Any],
-                  save_stages: bool) -> int:
-    from ivus_sim.io import write_json
-
-    frame_mm = float(ph.meta.get("frame_mm", 1.0)) if isinstance(ph.meta, dict) else 1.0
-    pixel_mm = ph.geometry.pixel_mm
-    for k, plan in enumerate(plans):
-        rec = dict(res.records[k])
-        files = _write_image(plan, "", res.images[k], pixel_mm, frame_mm)
-        stage_info: dict[str, Any] = {}
-        if save_stages:
-            for name, arr in res.stages.items():
-                u8, rng = _stage_to_uint8(arr[k])
-                stage_info[name] = {"files": _write_image(plan, f"_{name}", u8, pixel_mm, frame_mm),
-                                    "value_range": rng}
-        rec["files"] = {"image": files, **({"stages": stage_info} if stage_info else {})}
-        rec["regenerate"] = {**repro, "note": f"image index {rec['index']} of the command below; "
-                                              "or Simulator.regenerate(sidecar, phantom)"}
-        write_json(plan.sidecar, rec)
-    return len(plans)
+        return Simulator.from_run(model, device=device, precision=precision)
+    return Simulator.default(device=device, precision=precision)
 
 
 @handles_errors
 def generate(
     phantom: Annotated[Path, typer.Option("--phantom", help="Phantom file (sketch PNG/JPEG, label PNG/TIFF, NIfTI, "
                                           ".npy) or a folder of them.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder (or a single .png/.nii.gz file for one image "
-                                      "of one phantom).")] = Path("generated"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder, or one .png/.nii.gz file where one image of one "
+                                      "phantom is made.")] = Path("generated"),
     n: Annotated[int, typer.Option("--n", min=1, max=10000, help="Images per phantom.")] = 4,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="The one seed of every random draw.")] = 0,
+    seed: SeedOption = 0,
     z: Annotated[str | None, typer.Option("--z", help="Fixed latent code 'z1..,z2..' (d1+d2 values; or d1 "
                                           "values to fix z1 only); default: drawn from the prior.")] = None,
-    size: Annotated[int, typer.Option("--size", min=32, max=2048, help="Working image side in pixels "
+    size: Annotated[int, typer.Option("--size", min=32, max=2048, help="Working image side [px] "
                                       "(256 or 512 typical).")] = 256,
-    fov_mm: Annotated[float | None, typer.Option("--fov-mm", help="Field-of-view diameter in mm (default: "
+    fov_mm: Annotated[float | None, typer.Option("--fov-mm", help="Field-of-view diameter [mm] (default: "
                                                  "NIfTI header, else 10).")] = None,
     save_stages: Annotated[bool, typer.Option("--save-stages", help="Also write intermediate stages "
-                                              "(learned: stage-1 mean intensity).")] = False,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="png, nifti, both, or auto (PNG for single "
-                                              "frames, NIfTI for pullbacks).")] = OutputFormat.AUTO,
-    model: Annotated[Path | None, typer.Option("--model", help="A trained run folder, weights folder or "
+                                              "(learned: stage-1 mean intensity; physics: every stage).")] = False,
+    fmt: Annotated[ImageFormat, typer.Option("--format", help="png, nifti, both, or auto (PNG for single "
+                                             "frames, NIfTI for pullbacks).")] = ImageFormat.AUTO,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained run folder, model folder or "
                                                ".safetensors file instead of the embedded default.")] = None,
-    engine: Annotated[EngineChoice, typer.Option("--engine", help="learned (default model or --model) or "
-                                                 "physics (stage-0 engine).")] = EngineChoice.LEARNED,
+    engine: Annotated[Engine, typer.Option("--engine", help="learned (default model or --model) or "
+                                           "physics (stage-0 engine, as ivus-sim simulate).")] = Engine.LEARNED,
     preset: Annotated[str, typer.Option("--preset", help="Physics engine transducer preset (name or YAML "
                                         "path).")] = "20mhz",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files made by another "
+                                            "request (an identical rerun resumes without it).")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "auto",
-    precision: Annotated[PrecisionChoice, typer.Option("--precision", help="Learned networks' arithmetic: auto "
-                                                       "(bf16 where the hardware has it natively), fp32, bf16.")
-                         ] = PrecisionChoice.AUTO,
+    precision: Annotated[str, typer.Option("--precision", help="Learned networks' arithmetic: auto (bf16 where "
+                                           "the hardware has it natively), fp32 or bf16.")] = "auto",
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
+    progress: ProgressOption = True,
 ) -> None:
-    """Simulate IVUS images from phantoms (the embedded learned model by default)."""
+    """Simulate IVUS images from phantoms (the embedded learned model by default).
+
+    Rerunning the same command completes an interrupted run (finished images are kept); a
+    different request into the same file names needs --overwrite.
+    """
     with _threads(threads):
-        _generate(phantom, out, n, seed, z, size, fov_mm, save_stages, fmt, model, engine, preset, overwrite, device,
-                  precision)
+        _generate(phantom, out, n, seed, z, size, fov_mm, save_stages, fmt, model, engine, preset, overwrite,
+                  device, precision, progress)
 
 
 def _generate(phantom: Path, out: Path, n: int, seed: int, z: str | None, size: int, fov_mm: float | None,
-              save_stages: bool, fmt: OutputFormat, model: Path | None, engine: EngineChoice, preset: str,
-              overwrite: bool, device: str, precision: PrecisionChoice) -> None:
-    from tqdm import tqdm
-
+              save_stages: bool, fmt: ImageFormat, model: Path | None, engine: Engine, preset: str,
+              overwrite: bool, device: str, precision: str, progress: bool) -> None:
+    from ivus_sim.outputs import (
+        ImageJob,
+        ImageLayout,
+        OutKind,
+        plan_images,
+        reproducing_command,
+        resolve_out,
+        write_images,
+    )
     from ivus_sim.phantom.reader import list_phantom_files, read_phantom
 
-    # 1. read and validate every input before anything is written
-    files = list_phantom_files(phantom)
-    single_target = _is_single_file_target(out)
-    if single_target and (len(files) != 1 or n != 1):
-        raise IvusSimError(f"--out {out} names one file; use a folder for {len(files)} phantom(s) x --n {n} images")
-    phantoms = [read_phantom(f, size=size, fov_mm=fov_mm) for f in files]
+    # 1. options, --out and every input, before anything is loaded or written
+    if engine is Engine.PHYSICS and model is not None:
+        raise IvusSimError("--model loads a learned model; it cannot be combined with --engine physics")
+    if precision not in _PRECISIONS:
+        raise IvusSimError(f"--precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
     code = parse_code(z) if z is not None else None
-    if code is not None and engine is EngineChoice.PHYSICS:
+    if code is not None and engine is Engine.PHYSICS:
         raise IvusSimError("--z sets a latent code of the learned model; the physics engine has none")
-    if out.exists() and not out.is_dir() and not single_target:
-        raise IvusSimError(f"--out {out} exists and is not a folder")
+    files = list_phantom_files(phantom)
+    target = resolve_out(out, len(files) * n, suffixes=_FILE_SUFFIXES)
+    if target.kind is OutKind.FILE and fmt not in (ImageFormat.AUTO, ImageFormat.PNG if target.suffix == ".png"
+                                                   else ImageFormat.NIFTI):
+        raise IvusSimError(f"--out {out} names one {target.suffix} file; --format {fmt.value} cannot write it there")
+    phantoms = [read_phantom(f, size=size, fov_mm=fov_mm) for f in files]
 
-    # 2. the generator (fails cleanly, e.g. when no default model is shipped)
-    sim = _make_simulator(engine, model, preset, device, precision)
-    stage_names = ["mean"] if (save_stages and sim.engine.value == "learned") else []
+    # 2. what makes each image (compared with existing sidecars: resume / overwrite), without loading a model
+    if engine is Engine.PHYSICS:
+        from ivus_sim.device import resolve_device
+        from ivus_sim.simulator.physics import preset_key
 
-    # 3. plan every output file and refuse to clobber before writing anything
-    plans: list[list[_Plan]] = []
-    for f, ph in zip(files, phantoms):
-        if single_target:
-            name = out.name
-            stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else Path(name).stem
-            suffix_fmt = OutputFormat.PNG if name.lower().endswith(".png") else OutputFormat.NIFTI
-            plans.append([_Plan(out.with_name(stem), suffix_fmt, ph.n_frames, stage_names)])
+        ident: dict[str, Any] = {"preset": preset_key(preset), "device_type": resolve_device(device).type}
+        stage_names: tuple[str, ...] = ()
+        if save_stages:
+            from ivus_sim.physics import STAGES
+
+            stage_names = tuple(STAGES)
+    else:
+        ident = _learned_identity(model, device, precision)
+        stage_names = ("mean",) if save_stages else ()
+    file_fmt = ImageFormat.PNG if target.suffix == ".png" else ImageFormat.NIFTI
+    jobs, commands = [], []
+    for f, ph in zip(files, phantoms, strict=True):
+        if target.kind is OutKind.FILE:
+            bases = [target.base]
+            layout = ImageLayout.for_format(file_fmt, ph.n_frames, stages=stage_names)
         else:
-            stem = f.name[: -len(".nii.gz")] if f.name.lower().endswith(".nii.gz") else f.stem
-            plans.append([_Plan(out / f"{stem}_seed{seed}_{i:03d}", fmt, ph.n_frames, stage_names)
-                          for i in range(n)])
-    clashes = [p for ps in plans for plan in ps for p in plan.existing()]
-    if clashes and not overwrite:
-        more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-        raise IvusSimError(f"{clashes[0]} exists{more}; pass --overwrite to replace")
-    seen: set[Path] = set()
-    for ps in plans:
-        for plan in ps:
-            for p in plan.all():
-                if p in seen:
-                    raise IvusSimError(f"two inputs would write the same file {p}; rename one of the phantoms")
-                seen.add(p)
-
-    # 4. generate and write (atomic per file)
-    total = 0
-    bar = tqdm(list(zip(files, phantoms, plans)), desc="generate", unit="phantom", disable=len(files) < 2,
-               file=sys.stderr)
-    for f, ph, ps in bar:
-        res = sim.generate(ph, n=n, seed=seed, z=code, return_stages=save_stages)
-        if save_stages and sim.engine.value == "physics":
-            for plan in ps:
-                plan.stages = list(res.stages)
-        repro = {"command": _command_line(str(f.resolve()), {
-            "n": n, "seed": seed, "z": z, "size": size, "fov_mm": fov_mm, "engine": engine.value,
-            "model": str(model.resolve()) if model else None,
-            "preset": preset if engine is EngineChoice.PHYSICS else None, "format": fmt.value,
+            bases = [target.path / f"{_stem(f)}_seed{seed}_{i:03d}" for i in range(n)]
+            layout = ImageLayout.for_format(fmt, ph.n_frames, stages=stage_names)
+        request = {"command": "generate", "engine": engine.value, **ident, "seed": seed, "z": code,
+                   "size": size, "fov_mm": ph.geometry.fov_mm, "format": fmt.value, "save_stages": save_stages}
+        jobs.append(ImageJob(ph, bases, request, layout))
+        commands.append(reproducing_command("generate", {
+            "phantom": f.resolve(), "out": out.resolve(), "n": n, "seed": seed, "z": z, "size": size,
+            "fov_mm": fov_mm, "engine": engine.value, "model": model.resolve() if model else None,
+            "preset": preset if engine is Engine.PHYSICS else None, "format": fmt.value,
             "save_stages": save_stages, "device": device,
-            "precision": precision.value if engine is EngineChoice.LEARNED else None}),
-            "phantom_path": str(f.resolve()), "size": size}
-        total += _write_result(res, ps, ph, repro, save_stages)
-    where = out if single_target else f"{out}/"
-    typer.echo(f"wrote {total} image(s) from {len(files)} phantom(s) to {where} ({sim.engine.value} engine, "
-               f"model {sim.model_id})")
+            "precision": precision if engine is Engine.LEARNED else None}))
+    plan = plan_images(jobs)
+    todo = plan.check(overwrite)
+    where = out if target.kind is OutKind.FILE else f"{out}/"
+    if not todo:
+        typer.echo(f"nothing to do: all {len(plan.done)} image(s) are already in {where} (same request)")
+        return
+
+    # 3. the generator, then generate and write (atomic; sidecar before image)
+    sim = _make_simulator(engine, model, preset, device, precision)
+    wrote = write_images(sim, jobs, seed=seed, commands=commands, z=code, progress=progress and len(todo) > 1,
+                         extra={"note": "image `index` of `command`; or Simulator.regenerate(sidecar, phantom)"})
+    kept = f"; kept {len(plan.done)} finished" if plan.done else ""
+    typer.echo(f"wrote {wrote} image(s) from {len(files)} phantom(s) to {where} ({sim.engine.value} engine, "
+               f"model {sim.model_id}){kept}")
 
 
 @handles_errors
 def explore(
     phantom: Annotated[Path, typer.Option("--phantom", help="One phantom file (a pullback uses --frame).")],
-    out: Annotated[Path, typer.Option("--out", help="Output PNG (a JSON sidecar is written beside it).")] = Path(
-        "explore.png"),
+    out: Annotated[Path, typer.Option("--out", help="Output PNG (a JSON sidecar is written beside it), or a "
+                                      "folder (<phantom>_explore.png inside).")] = Path("explore.png"),
     grid: Annotated[int, typer.Option("--grid", min=2, max=32, help="Grid side (manifold sweep) or number of "
                                       "interpolation steps.")] = 8,
     dims: Annotated[str, typer.Option("--dims", help="Two latent dimensions to sweep, indices into [z1, z2].")
@@ -326,49 +220,73 @@ def explore(
     interpolate: Annotated[tuple[str, str] | None, typer.Option(
         "--interpolate", help="Two codes 'a1,a2,..' 'b1,b2,..' (d1+d2 values each): interpolate instead of "
         "sweeping.")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the fixed stage-2 noise maps.")] = 0,
-    size: Annotated[int, typer.Option("--size", min=32, max=2048, help="Tile side in pixels.")] = 128,
-    fov_mm: Annotated[float | None, typer.Option("--fov-mm", help="Field-of-view diameter in mm.")] = None,
+    seed: SeedOption = 0,
+    size: Annotated[int, typer.Option("--size", min=32, max=2048, help="Tile side [px].")] = 128,
+    fov_mm: Annotated[float | None, typer.Option("--fov-mm", help="Field-of-view diameter [mm].")] = None,
     frame: Annotated[int, typer.Option("--frame", min=0, help="Frame of a pullback phantom.")] = 0,
     model: Annotated[Path | None, typer.Option("--model", help="A trained run/weights instead of the embedded "
                                                "default.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output made by another "
+                                            "request.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")] = "auto",
-    precision: Annotated[PrecisionChoice, typer.Option("--precision", help="auto, fp32 or bf16.")
-                         ] = PrecisionChoice.AUTO,
+    precision: Annotated[str, typer.Option("--precision", help="auto, fp32 or bf16.")] = "auto",
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 1,
 ) -> None:
-    """Sweep the latent manifold (a grid over two latent dimensions) or interpolate between two codes."""
+    """Sweep the latent manifold (a grid over two latent dimensions) or interpolate between two codes.
+
+    The stage-2 noise is fixed by --seed, so only the swept code changes across tiles.
+    """
     with _threads(threads):
         _explore(phantom, out, grid, dims, interpolate, seed, size, fov_mm, frame, model, overwrite, device, precision)
 
 
 def _explore(phantom: Path, out: Path, grid: int, dims: str, interpolate: tuple[str, str] | None, seed: int,
              size: int, fov_mm: float | None, frame: int, model: Path | None, overwrite: bool, device: str,
-             precision: PrecisionChoice) -> None:
-    from ivus_sim.io import check_writable, save_png, sidecar_path, write_json
+             precision: str) -> None:
+    from ivus_sim.outputs import (
+        OutKind,
+        OutputPlan,
+        PlannedOutput,
+        make_sidecar,
+        png_writer,
+        reproducing_command,
+        resolve_out,
+        write_output,
+    )
     from ivus_sim.phantom.reader import read_phantom
 
-    if out.suffix.lower() != ".png":
-        raise IvusSimError(f"--out must be a .png file, got {out}")
-    check_writable(out, overwrite)
-    check_writable(sidecar_path(out), overwrite)
+    if precision not in _PRECISIONS:
+        raise IvusSimError(f"--precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
+    target = resolve_out(out, 1, suffixes=(".png",))
+    dest = target.path if target.kind is OutKind.FILE else target.path / f"{_stem(phantom)}_explore.png"
     ph = read_phantom(phantom, size=size, fov_mm=fov_mm)
     dim_vals = parse_code(dims, "--dims")
     if len(dim_vals) != 2 or not all(float(v).is_integer() for v in dim_vals):
         raise IvusSimError(f"--dims: expected two integer indices like 0,1, got {dims!r}")
     codes = (parse_code(interpolate[0], "--interpolate"), parse_code(interpolate[1], "--interpolate")) \
         if interpolate else None
-    sim = _make_simulator(EngineChoice.LEARNED, model, "20mhz", device, precision)
+    request = {"command": "explore", **_learned_identity(model, device, precision), "phantom_hash": ph.hash(),
+               "frame": frame, "grid": grid, "seed": seed,
+               **({"interpolate": list(codes)} if codes else {"dims": [int(v) for v in dim_vals]})}
+    item = PlannedOutput(dest.with_suffix(".json"), [dest], request)
+    if not OutputPlan([item]).check(overwrite):
+        typer.echo(f"nothing to do: {dest} is already there (same request)")
+        return
+    sim = _make_simulator(Engine.LEARNED, model, "20mhz", device, precision)
     if codes is not None:
         res = sim.interpolate(ph, codes[0], codes[1], steps=grid, seed=seed, frame=frame)
     else:
         res = sim.explore(ph, grid=grid, dims=(int(dim_vals[0]), int(dim_vals[1])), seed=seed, frame=frame)
-    save_png(out, res.mosaic())
-    write_json(sidecar_path(out), {**res.record, "codes": res.codes, "phantom_path": str(phantom.resolve()),
-                                   "size": size, "tile_shape": list(res.images.shape)})
+    command = reproducing_command("explore", {
+        "phantom": phantom.resolve(), "out": out.resolve(), "grid": grid,
+        "dims": None if codes else dims, "interpolate": list(interpolate) if interpolate else None, "seed": seed,
+        "size": size, "fov_mm": fov_mm, "frame": frame, "model": model.resolve() if model else None,
+        "device": device, "precision": precision})
+    record = {**res.record, "codes": res.codes, "phantom_path": str(phantom.resolve()), "size": size,
+              "tile_shape": list(res.images.shape)}
+    write_output(item, {dest: png_writer(res.mosaic())}, make_sidecar(item, record, command, {"image": [dest.name]}))
     kind = f"{grid}-step interpolation" if codes else f"{grid}x{grid} sweep of dims {dims}"
-    typer.echo(f"wrote {out} ({kind}, model {sim.model_id})")
+    typer.echo(f"wrote {dest} ({kind}, model {sim.model_id})")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,9 @@
-"""``ivus-sim``: the root command. Each command group lives in its own module under ``cli/``."""
+"""``ivus-sim``: the root command. Each command group lives in its own module under ``cli/``.
+
+Errors: commands turn user errors into one ``error: ...`` line and exit 2
+(:func:`ivus_sim.cli._common.handles_errors`); the root group does the same for the parser's
+usage and range errors (:class:`ivus_sim.cli._common.OneLineErrorGroup`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import typer
 
 from ivus_sim import __version__
 from ivus_sim.cli import augment, evaluate, generate, phantom, simulate, train, turing
-from ivus_sim.cli._common import EXIT_USER_ERROR
+from ivus_sim.cli._common import EXIT_USER_ERROR, OneLineErrorGroup
 from ivus_sim.errors import IvusSimError
 
 app = typer.Typer(
@@ -18,6 +23,9 @@ app = typer.Typer(
     "Typical use: ivus-sim generate --phantom examples/calcified_plaque.png --out out/",
     no_args_is_help=True,
     add_completion=False,
+    cls=OneLineErrorGroup,  # parser errors: one `error:` line, exit 2
+    rich_markup_mode=None,  # help text verbatim: bracketed units such as [mm] stay
+
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
@@ -25,10 +27,15 @@ from ivus_sim.errors import IvusSimError
 __all__ = [
     "atomic_write",
     "atomic_path",
+    "temp_path",
+    "commit",
+    "clean_stale_temps",
     "write_json",
     "sidecar_path",
     "save_png",
     "save_nifti",
+    "write_png",
+    "write_nifti",
     "array_hash",
     "json_default",
     "check_writable",
@@ -44,24 +51,89 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+#: hidden temp files of :func:`temp_path`: ``.<name>.<pid>-<random>.tmp<suffixes>``
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp(\..*)?$")
+#: temp files of older versions (no pid): removed when older than this [s]
+_OLD_TEMP_AGE_S = 3600.0
+_OLD_TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\..*)?$")
+
+
+def temp_path(path: str | Path) -> Path:
+    """A new, empty hidden temp file beside ``path`` (same folder, so a rename is atomic).
+
+    Its name carries this process's id (``.<name>.<pid>-<random>.tmp<suffixes>``), so
+    :func:`clean_stale_temps` can tell the leftovers of a killed run from a live run's files.
+    Publish it with :func:`commit`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp" + "".join(path.suffixes),
+                               dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: str | Path, path: str | Path) -> Path:
+    """Publish a finished temp file: fsync, ordinary permissions, then ``os.replace`` onto ``path``."""
+    tmp, path = Path(tmp), Path(path)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
+    os.replace(tmp, path)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the hidden temp files that a killed run (``kill -9``, power loss) left in ``folder``.
+
+    A temp file is stale when the process named in it no longer runs (temp files of a live
+    process, e.g. a parallel run into the same folder, are kept). Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for p in folder.iterdir():
+        name = p.name
+        if not name.startswith(".") or ".tmp" not in name:
+            continue
+        m = _TEMP_RE.match(name)
+        try:
+            if m is not None:
+                stale = not _pid_alive(int(m.group("pid")))
+            else:
+                stale = bool(_OLD_TEMP_RE.match(name)) and now - p.stat().st_mtime > _OLD_TEMP_AGE_S
+            if stale and p.is_file():
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + "".join(path.suffixes),
-                               dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_path(path)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get ordinary permissions
-        os.replace(tmp_path, path)
+        commit(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -120,20 +192,29 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-def save_png(path: str | Path, image: np.ndarray) -> Path:
-    """Save a ``(H, W)`` uint8 (or ``(H, W, 3)``) image as PNG, atomically, without metadata."""
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write a ``(H, W)`` uint8 (or ``(H, W, 3)``) image as PNG to ``path`` as is (not atomic; see :func:`save_png`)."""
     from PIL import Image
 
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise ValueError(f"save_png expects uint8, got {arr.dtype}")
-    im = Image.fromarray(arr)
-    return atomic_write(path, lambda fh: im.save(fh, format="PNG"))
+    with open(path, "wb") as fh:
+        Image.fromarray(arr).save(fh, format="PNG")
+    return Path(path)
 
 
-def save_nifti(path: str | Path, volume: np.ndarray, pixel_mm: float, frame_mm: float = 1.0) -> Path:
-    """Save ``(H, W)`` or ``(F, H, W)`` data as NIfTI with spacing in mm, atomically.
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Save a ``(H, W)`` uint8 (or ``(H, W, 3)``) image as PNG, atomically, without metadata."""
+    with atomic_path(path) as tmp:
+        write_png(tmp, image)
+    return Path(path)
 
+
+def write_nifti(path: str | Path, volume: np.ndarray, pixel_mm: float, frame_mm: float = 1.0) -> Path:
+    """Write ``(H, W)`` or ``(F, H, W)`` data as NIfTI to ``path`` as is (not atomic; see :func:`save_nifti`).
+
+    ``path`` must end in ``.nii`` or ``.nii.gz`` (which selects compression).
     Axis convention: NIfTI ``(x, y, z)`` = (column, row, frame), i.e. the array is stored as
     ``volume.transpose(2, 1, 0)``; :func:`ivus_sim.phantom.read_phantom` reads it back the same way.
     """
@@ -146,11 +227,18 @@ def save_nifti(path: str | Path, volume: np.ndarray, pixel_mm: float, frame_mm: 
     affine = np.diag([pixel_mm, pixel_mm, frame_mm, 1.0])
     img = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm")
+    nib.save(img, str(path))
+    return Path(path)
+
+
+def save_nifti(path: str | Path, volume: np.ndarray, pixel_mm: float, frame_mm: float = 1.0) -> Path:
+    """Save ``(H, W)`` or ``(F, H, W)`` data as NIfTI with spacing in mm, atomically (see :func:`write_nifti`)."""
     suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
     with atomic_path(path) as tmp:
-        tmp_n = tmp.with_name(tmp.name + suffix)
-        nib.save(img, tmp_n)
-        os.replace(tmp_n, tmp)
+        tmp_n = tmp.with_name(tmp.name + suffix) if not tmp.name.endswith(suffix) else tmp
+        write_nifti(tmp_n, volume, pixel_mm, frame_mm)
+        if tmp_n != tmp:
+            os.replace(tmp_n, tmp)
     return Path(path)
 
 

@@ -53,11 +53,13 @@ def test_folder_in_folder_out_with_regenerating_sidecars(tmp_path):
         img = np.asarray(Image.open(out / f"p{i}.png"))
         assert img.shape == (40, 40) and img.dtype == np.uint8 and img.max() > 0
         meta = json.loads((out / f"p{i}.json").read_text())
-        assert meta["outputs"] == [f"p{i}.png"] and meta["params"]["seed"] == 4
-        assert meta["params"]["first_index"] == i  # frame i of the run uses stream i
+        params = meta["physics_params"]
+        assert meta["files"]["image"] == [f"p{i}.png"] and params["seed"] == 4
+        assert params["first_index"] == 0  # image 0 of every phantom: its draws do not depend on the folder
         labels = read_phantom(src / f"p{i}.png", size=None).labels
-        again = PhysicsSimulator.from_params(meta["params"]).regenerate(labels, meta["params"])
+        again = PhysicsSimulator.from_params(params).regenerate(labels, params)
         assert np.array_equal(again.image[0], img)
+        assert meta["command"].startswith("ivus-sim simulate --phantom ") and "--seed 4" in meta["command"]
 
 
 def test_stages_polar_nifti_and_size(tmp_path):
@@ -74,9 +76,10 @@ def test_stages_polar_nifti_and_size(tmp_path):
     vol = nib.load(out / "p0.nii.gz")
     assert vol.shape[:2] == (48, 48) and np.isclose(vol.header.get_zooms()[0], 10.0 / 48)
     meta = json.loads((out / "p0.json").read_text())
-    assert "p0.nii.gz" in meta["outputs"] and "p0.png" in meta["outputs"]
-    assert meta["params"]["preset"]["name"] == "40mhz-small"
-    assert meta["params"]["preset"]["transducer"]["centre_frequency_mhz"] == 40
+    assert meta["files"]["image"] == ["p0.nii.gz", "p0.png"] and meta["files"]["polar"] == ["p0_polar.png"]
+    assert sorted(meta["files"]["stages"]) == sorted(STAGES)
+    assert meta["physics_params"]["preset"]["name"] == "40mhz-small"
+    assert meta["physics_params"]["preset"]["transducer"]["centre_frequency_mhz"] == 40
 
 
 def test_refuses_to_overwrite_and_writes_nothing_partial(tmp_path):
@@ -103,3 +106,45 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(tmp_path / "o"), "--preset", str(bad)])
     assert r.exit_code == 2 and "centre_frequency_mhz" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_and_generate_physics_give_identical_pixels(tmp_path):
+    """One physics path: the same phantom and seed give the same image from both commands, for a folder
+    of phantoms (each phantom's image 0 on stream 0) and for a pullback (frozen scatterers)."""
+    src = _phantoms(tmp_path, n=2)
+    vol = np.stack([random_phantom(5, size=40).labels[0]] * 3)
+    from ivus_sim.phantom import Phantom
+
+    write_phantom(src / "pull.nii.gz", Phantom.from_array(vol))
+    preset = str(_small_preset(tmp_path))
+    r = runner.invoke(app, ["simulate", "--phantom", str(src), "--out", str(tmp_path / "sim"), "--seed", "7",
+                            "--no-progress", "--preset", preset])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["generate", "--phantom", str(src), "--out", str(tmp_path / "gen"), "--seed", "7",
+                            "--n", "1", "--engine", "physics", "--preset", preset, "--size", "40", "--format", "png",
+                            "--device", "cpu", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    for name in ("p0", "p1"):
+        a = np.asarray(Image.open(tmp_path / "sim" / f"{name}.png"))
+        b = np.asarray(Image.open(tmp_path / "gen" / f"{name}_seed7_000.png"))
+        assert np.array_equal(a, b), name
+    for f in range(3):
+        a = np.asarray(Image.open(tmp_path / "sim" / f"pull_f{f:04d}.png"))
+        b = np.asarray(Image.open(tmp_path / "gen" / f"pull_seed7_000_f{f:04d}.png"))
+        assert np.array_equal(a, b), f
+    meta = json.loads((tmp_path / "sim" / "pull.json").read_text())
+    assert meta["frames"] == 3 and meta["scatterers"] == "frozen along the pullback"
+
+
+def test_simulate_identical_rerun_resumes(tmp_path):
+    src, out = _phantoms(tmp_path), tmp_path / "out"
+    args = ["simulate", "--phantom", str(src), "--out", str(out), "--no-progress", "--preset",
+            str(_small_preset(tmp_path))]
+    assert runner.invoke(app, args).exit_code == 0
+    first = (out / "p1.png").read_bytes()
+    (out / "p1.png").unlink()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "kept 1 finished" in r.output
+    assert (out / "p1.png").read_bytes() == first
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "nothing to do" in r.output

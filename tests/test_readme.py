@@ -84,14 +84,30 @@ def test_readme_tissue_table_is_the_library_table():
     assert table == {int(t): (info.name, info.colour) for t, info in TISSUES.items()}
 
 
-def test_readme_first_command_runs_the_main_job(tmp_path, monkeypatch):
-    from ivus_sim.weights import has_default_model
+def test_readme_first_command_runs_the_main_job_twice_in_a_row(tmp_path, monkeypatch):
+    """The README's first command, exactly as written (out/ relative), run twice: the second run completes
+    (nothing to redo) without loading the model."""
+    from ivus_sim.modelio import has_default_model
 
     if not has_default_model():
         pytest.skip("no embedded default model in ivus_sim/weights")
-    monkeypatch.chdir(ROOT)
-    out = tmp_path / "out"
-    res = runner.invoke(app, ["generate", "--phantom", "examples/calcified_plaque.png", "--out", str(out)])
+    first = _code_blocks(README)[0]
+    args = shlex.split(first[first.index("ivus-sim generate"):].split("&&")[0])[1:]
+    (tmp_path / "examples").mkdir()
+    sketch = "examples/calcified_plaque.png"
+    (tmp_path / sketch).write_bytes((ROOT / sketch).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
+    out = tmp_path / "out"
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 4 and len(sorted(out.glob("*.json"))) == 4
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    import ivus_sim.simulator.api as api
+
+    monkeypatch.setattr(api, "load_default", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "nothing to do" in res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -17,26 +17,26 @@ import torch
 
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import fov_mask, radius_map
+from ivus_sim.modelio import has_default_model
 from ivus_sim.phantom import Phantom
 from ivus_sim.phantom.random import random_phantom
 from ivus_sim.seeding import torch_generator
 from ivus_sim.simulator import Simulator, slerp, smooth_path, to_uint8
 from ivus_sim.tissues import Tissue
-from ivus_sim.weights import has_default_model
 
 NO_DEFAULT = "no embedded default model shipped in ivus_sim/weights yet (train it: see docs/generate.md)"
 
 
 def tiny_model_dir(root: Path) -> Path:
     """A randomly initialised, tiny TwoStageAAE saved as a run's ``model/`` folder."""
-    from ivus_sim.training.checkpoint import save_model
+    from ivus_sim.modelio import save_model
     from ivus_sim.two_stage import ModelConfig, TwoStageAAE
 
     torch.manual_seed(0)
     cfg = ModelConfig(n_angles=32, n_samples=16, stage1_channels=(8, 16, 16), encoder_channels=(8, 16, 16),
                       stage2_channels=8, stage2_blocks=1, latent_hidden=16, patch_channels=8, patch_layers=2,
                       spade_hidden=8)
-    save_model(root / "model", TwoStageAAE(cfg), {"note": "untrained test model"})
+    save_model(TwoStageAAE(cfg), root / "model", {"note": "untrained test model"})
     return root
 
 
@@ -195,6 +195,37 @@ def test_batched_renderer_equals_the_models_generate(learned: Simulator, phantom
     assert np.array_equal(ours, to_uint8(ref["image"][0, 0]))
 
 
+def test_generation_runs_the_models_render_polar_and_records_its_style(learned: Simulator, phantom: Phantom,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """One learned forward pass: Simulator.generate calls TwoStageAAE.render_polar (no re-implementation),
+    converting each distinct label frame to polar once, and records render_polar's style as scanner_style."""
+    model = learned.model
+    calls: list[tuple[int, ...]] = []
+    original = type(model).render_polar
+
+    def spy(self, lab_p, z1, z2, noise):  # type: ignore[no-untyped-def]
+        calls.append(tuple(lab_p.shape))
+        out = original(self, lab_p, z1, z2, noise)
+        out["style"] = {"gain_db": z2[:, 0] * 0 + 3.5}
+        return out
+
+    monkeypatch.setattr(type(model), "render_polar", spy)
+    res = learned.generate(phantom, n=3, seed=0, batch_size=8)
+    assert calls == [(3, *model.polar_shape)]
+    assert res.records[2]["scanner_style"] == {"gain_db": 3.5}
+    pull = learned.generate(np.repeat(phantom.labels, 2, axis=0), n=1, seed=0)
+    assert pull.records[0]["scanner_style"] == {"gain_db": [3.5, 3.5]}  # one value per frame
+
+
+def test_truncated_model_file_is_a_one_line_error(tmp_path: Path) -> None:
+    run = tiny_model_dir(tmp_path / "run")
+    w = run / "model" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    with pytest.raises(IvusSimError) as e:
+        Simulator.from_run(run, device="cpu")
+    assert "\n" not in str(e.value) and "model" in str(e.value)
+
+
 def test_bf16_is_deterministic_close_to_fp32_and_recorded(learned: Simulator, phantom: Phantom) -> None:
     fast = Simulator.from_run(Path(learned.describe()["model_source"]), device="cpu", precision="bf16")
     a = fast.generate(phantom, n=2, seed=0)
@@ -261,9 +292,9 @@ def test_bad_inputs_raise_clear_errors(learned: Simulator, physics: Simulator, p
 
 
 def test_default_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ivus_sim.weights as w
+    import ivus_sim.modelio as modelio
 
-    monkeypatch.setattr(w, "has_default_model", lambda: False)
+    monkeypatch.setattr(modelio, "has_default_model", lambda: False)
     with pytest.raises(IvusSimError, match="no embedded default model"):
         Simulator.default(device="cpu")
     with pytest.raises(IvusSimError, match="model not found"):
@@ -273,9 +304,10 @@ def test_default_without_weights_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
 def test_exported_checkpoint_loads_as_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           phantom: Phantom) -> None:
     """export_checkpoint keeps only the generator; Simulator.default() loads it through importlib.resources."""
-    import ivus_sim.weights as w
+    import ivus_sim.modelio as modelio
     from ivus_sim.training.checkpoint import save_checkpoint
     from ivus_sim.training.config import load_train_config
+    from ivus_sim.training.export import export_checkpoint
     from ivus_sim.two_stage import TwoStageAAE
 
     cfg = load_train_config("smoke")
@@ -284,10 +316,10 @@ def test_exported_checkpoint_loads_as_the_embedded_default(tmp_path: Path, monke
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoint.pt", model=model, optimisers={}, progress={"step": 50, "epoch": 1},
                     config=cfg.to_dict(), data_fingerprint="test")
-    w.export_checkpoint(run, tmp_path / "weights", {"corpus": {"n": 4}, "commands": ["..."]})
+    export_checkpoint(run, tmp_path / "weights", {"corpus": {"n": 4}, "commands": ["..."]})
     card = json.loads((tmp_path / "weights" / "model.json").read_text())
     assert card["generator_only"] and card["steps"] == 50 and card["corpus"] == {"n": 4}
-    monkeypatch.setattr(w, "_resource", lambda name: tmp_path / "weights" / name)
+    monkeypatch.setattr(modelio, "_resource", lambda name: tmp_path / "weights" / name)
     sim = Simulator.default(device="cpu", precision="fp32")
     assert sim.model_id.startswith("ivus-sim-default-") and sim.model_card["steps"] == 50
     g = torch_generator(0, "z")
