@@ -17,6 +17,23 @@ a curious browser could, and flags every *trivial* cue that separates them:
   cross-validation (k = min(5, smallest class)); the out-of-fold scores are judged like a
   scalar fact (AUC and Mann-Whitney p; the p-value is approximate because out-of-fold scores
   are not independent).
+* **a localised test** (``localised_difference``) - burnt-in overlays, a dark scan line, a
+  marker in one class only: cues that live in a few pixels and vanish in whole-image
+  statistics. Features per image (all inside the FOV disc): every pixel, 3x3 and 7x7 box
+  means (strokes, small text), row and column means (horizontal/vertical lines), means over
+  angular sectors about 1 px wide at the rim (radial scan lines) and over 1-px rings (ring
+  artefacts). Each feature gets a two-sample t statistic (real vs simulated, pooled SD - a
+  class-mean difference image standardised by the speckle); each family's maximum ``|t|`` is
+  standardised by the mean and SD of its own permutation null (so the 50,000 pixels do not
+  drown the 40 rows), and the largest standardised maximum is judged against its
+  permutation null, from ``n_perm`` = 299 random permutations of the class labels (a
+  permutation test over all features and families at once: the false-alarm rate is
+  ``alpha`` whatever the image size; ``ivus_sim.seeding`` stream ``turing-audit-perm``). Flagged when that
+  p-value is below ``alpha`` **and** the rank AUC of the single most different feature
+  reaches ``auc_threshold`` (a consistent, visible cue - not a tiny systematic difference
+  found with many images). Needs at least 3 images per class of one size (always true of a
+  study's encoded images; a source audit of mixed sizes skips it). Measured false-alarm rate
+  on same-source classes: see docs/reader-study.md ("Leakage audit").
 
 The build runs the audit on its encoded output and refuses to produce a study when anything
 is flagged (``--force`` overrides and the audit is recorded with the study). Defaults:
@@ -65,6 +82,7 @@ class CheckKind(str, Enum):
     CATEGORICAL = "categorical"
     SCALAR = "scalar"
     CLASSIFIER = "classifier"
+    LOCALISED = "localised"
 
 
 @dataclass
@@ -153,6 +171,7 @@ class FileFacts:
     metadata: str  # sorted, comma-joined metadata keys / ancillary chunk types ('' = none)
     intensity: tuple[float, float, float, float, float]  # min, p1, mean, p99, max inside the FOV
     features: tuple[float, ...]  # histogram + spectrum features for the classifier
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # centre square, [0, 1] float32
 
 
 def _metadata_keys(path: Path, data: bytes, im: Any) -> list[str]:
@@ -217,9 +236,14 @@ def file_facts(path: str | Path) -> FileFacts:
                 meta = ",".join(_metadata_keys(path, data, im))
         except (UnidentifiedImageError, OSError) as e:
             raise IvusSimError(f"{path}: cannot decode image ({e})") from None
-    rng_stats, feats = pixel_features(load_grey(path))
+    grey = load_grey(path)
+    rng_stats, feats = pixel_features(grey)
+    gh, gw = grey.shape
+    s = min(gh, gw)
+    square = np.asarray(grey[(gh - s) // 2:(gh - s) // 2 + s, (gw - s) // 2:(gw - s) // 2 + s], np.float32)
     return FileFacts(size_bytes=len(data), format=fmt, mode=mode, bit_depth=int(bits), width=int(w),
-                     height=int(h), metadata=meta, intensity=rng_stats, features=tuple(float(v) for v in feats))
+                     height=int(h), metadata=meta, intensity=rng_stats, features=tuple(float(v) for v in feats),
+                     pixels=square)
 
 
 def _rank_check(name: str, kind: CheckKind, real: np.ndarray, fake: np.ndarray, auc_threshold: float,
@@ -307,6 +331,97 @@ def cross_validated_scores(x: np.ndarray, y: np.ndarray, seed: int = 0, n_folds:
     return scores
 
 
+def _box_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean over a ``k x k`` window (clipped at the border) of each image of ``(n, H, W)``."""
+    _, h, w = x.shape
+    c = np.cumsum(np.cumsum(np.pad(x, ((0, 0), (1, 0), (1, 0))), 1), 2)
+    r = k // 2
+    i0, i1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    j0, j1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    s = c[:, i1][:, :, j1] - c[:, i0][:, :, j1] - c[:, i1][:, :, j0] + c[:, i0][:, :, j0]
+    return s / ((i1 - i0)[:, None] * (j1 - j0)[None, :])
+
+
+def localised_features(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Feature families of ``(n, S, S)`` square images for :func:`localised_check` (``name -> (n, d)``)."""
+    from ivus_sim.geometry import fov_mask
+
+    n, s, _ = x.shape
+    mask = fov_mask(s).ravel()
+    yy, xx = np.mgrid[:s, :s]
+    c = (s - 1) / 2
+    n_sec = max(32, int(np.pi * s))  # sectors about 1 px wide at the rim
+    sector = ((np.arctan2(yy - c, xx - c) + np.pi) / (2 * np.pi) * n_sec).astype(int) % n_sec
+    ring = np.hypot(yy - c, xx - c).astype(int)
+    flat = x.reshape(n, -1)[:, mask]
+
+    def grouped(label: np.ndarray) -> np.ndarray:
+        lab = label.ravel()[mask]
+        cnt = np.bincount(lab)
+        onehot = np.zeros((len(lab), len(cnt)), np.float32)
+        onehot[np.arange(len(lab)), lab] = 1.0
+        return (flat @ onehot)[:, cnt > 0] / cnt[cnt > 0]
+
+    return {"pixel": flat, "box3": _box_mean(x, 3).reshape(n, -1)[:, mask],
+            "box7": _box_mean(x, 7).reshape(n, -1)[:, mask], "row": grouped(yy), "column": grouped(xx),
+            "sector": grouped(sector), "ring": grouped(ring)}
+
+
+def _abs_t(f: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``|t|`` (pooled SD) of every feature of ``f (n, d)`` for each label row of ``labels (B, n)``."""
+    n = f.shape[0]
+    n1 = labels.sum(1, keepdims=True)
+    n0 = n - n1
+    s_all, q_all = f.sum(0), (f * f).sum(0)
+    s1, q1 = labels @ f, labels @ (f * f)
+    s0, q0 = s_all - s1, q_all - q1
+    m1, m0 = s1 / n1, s0 / n0
+    ss = (q1 - s1 * m1) + (q0 - s0 * m0)
+    sp = np.sqrt(np.maximum(ss / (n - 2), 1e-10))
+    return np.abs(m1 - m0) / (sp * np.sqrt(1.0 / n1 + 1.0 / n0))
+
+
+def localised_check(real: list[np.ndarray], fake: list[np.ndarray], *, auc_threshold: float = DEFAULT_AUC_THRESHOLD,
+                    alpha: float = DEFAULT_ALPHA, seed: int = 0, n_perm: int = 299) -> LeakageCheck:
+    """The localised class-difference test (see the module docstring)."""
+    from scipy.stats import mannwhitneyu
+
+    from ivus_sim.seeding import rng
+
+    name = "localised_difference"
+    if min(len(real), len(fake)) < 3:
+        return LeakageCheck(name, CheckKind.LOCALISED, False, detail="skipped: fewer than 3 files in a class")
+    if len({a.shape for a in real + fake}) != 1:
+        return LeakageCheck(name, CheckKind.LOCALISED, False, detail="skipped: the images differ in size")
+    x = np.stack(real + fake).astype(np.float32)
+    y = np.r_[np.ones(len(real)), np.zeros(len(fake))].astype(np.float32)
+    g = rng(seed, "turing-audit-perm")
+    labels = np.stack([y] + [g.permutation(y) for _ in range(n_perm)])
+    feats = localised_features(x)
+    fam_z = []  # per family: its max |t| standardised by the permutation null of that family
+    obs: dict[str, tuple[float, int]] = {}
+    for fam, f in feats.items():
+        t = _abs_t(f, labels)
+        mx = t.max(1)
+        obs[fam] = (float(mx[0]), int(t[0].argmax()))
+        fam_z.append((mx - mx[1:].mean()) / max(float(mx[1:].std()), 1e-12))
+    # the largest standardised family maximum, judged against its permutation null
+    zz = np.stack(fam_z)
+    top = zz.max(0)
+    p = float((top[1:] >= top[0]).sum() + 1) / (n_perm + 1)
+    fam = list(feats)[int(zz[:, 0].argmax())]
+    where = (fam, obs[fam][1])
+    v = feats[where[0]][:, where[1]]
+    u, _ = mannwhitneyu(v[y == 1], v[y == 0], alternative="two-sided")
+    auc = float(u) / (len(real) * len(fake))
+    sep = max(auc, 1.0 - auc)
+    flagged = bool(p < alpha and sep >= auc_threshold)
+    detail = (f"max |t| {obs[fam][0]:.2f} ({fam} feature {where[1]}), permutation p={p:.3g} (largest "
+              f"standardised maximum of {len(feats)} feature families, {n_perm} permutations); that feature separates the classes at "
+              f"{sep:.2f} (threshold {auc_threshold:.2f})")
+    return LeakageCheck(name, CheckKind.LOCALISED, flagged, auc, p, detail)
+
+
 def audit_facts(real: list[FileFacts], fake: list[FileFacts], *, auc_threshold: float = DEFAULT_AUC_THRESHOLD,
                 alpha: float = DEFAULT_ALPHA, strict: bool = False, seed: int = 0) -> LeakageAudit:
     """Run every check on already-collected facts (see :func:`audit_files`)."""
@@ -335,6 +450,10 @@ def audit_facts(real: list[FileFacts], fake: list[FileFacts], *, auc_threshold: 
     else:
         audit.checks.append(LeakageCheck("histogram_spectrum_classifier", CheckKind.CLASSIFIER, False,
                                          detail="skipped: fewer than 2 files in a class"))
+    if all(f.pixels is not None for f in real + fake):
+        audit.checks.append(localised_check([f.pixels for f in real if f.pixels is not None],
+                                            [f.pixels for f in fake if f.pixels is not None],
+                                            auc_threshold=auc_threshold, alpha=alpha, seed=seed))
     return audit
 
 
