@@ -417,8 +417,8 @@ def localised_check(real: list[np.ndarray], fake: list[np.ndarray], *, auc_thres
     sep = max(auc, 1.0 - auc)
     flagged = bool(p < alpha and sep >= auc_threshold)
     detail = (f"max |t| {obs[fam][0]:.2f} ({fam} feature {where[1]}), permutation p={p:.3g} (largest "
-              f"standardised maximum of {len(feats)} feature families, {n_perm} permutations); that feature separates the classes at "
-              f"{sep:.2f} (threshold {auc_threshold:.2f})")
+              f"standardised maximum of {len(feats)} feature families, {n_perm} permutations); that feature "
+              f"separates the classes at {sep:.2f} (threshold {auc_threshold:.2f})")
     return LeakageCheck(name, CheckKind.LOCALISED, flagged, auc, p, detail)
 
 
