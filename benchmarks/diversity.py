@@ -45,6 +45,23 @@ SECTION = "## Diversity"
 SIZE, FOV_MM = 256, 10.0
 
 
+def source_commit() -> str:
+    """The commit of the code that ran: ``git rev-parse`` of this checkout, or the ``SNAPSHOT_COMMIT``
+    file of a clean export (``git archive``), with ``+dirty`` when tracked files differ from it."""
+    import subprocess
+
+    snap = ROOT / "SNAPSHOT_COMMIT"
+    if snap.exists():
+        return snap.read_text().strip()
+    try:
+        c = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+    return (c.stdout.strip() or "?") + ("+dirty" if dirty else "")
+
+
 def polar(images: np.ndarray, label: np.ndarray) -> np.ndarray:
     """``(K, A, S)`` polar display values of ``K`` images of one label map (the metrics' frame)."""
     from ivus_sim.metrics.imageset import ImageSet, to_polar
@@ -145,7 +162,7 @@ def main() -> None:
         rows["learned: z2 draws, z1 fixed"].append(
             learned.generate(lab, n=a.samples, seed=s, z=[0.0] * d1, fov_mm=FOV_MM).images)
         rows["physics: speckle seeds"].append(physics.generate(lab, n=a.samples, seed=s, fov_mm=FOV_MM).images)
-    commit = os.popen(f"git -C {ROOT} rev-parse --short HEAD").read().strip() or "?"
+    commit = source_commit()
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "command": shlex.join(["python", "benchmarks/diversity.py", *sys.argv[1:]]), "commit": commit,
            "machine": f"{platform.machine()}, torch {torch.__version__}, {a.threads} thread(s), fp32",

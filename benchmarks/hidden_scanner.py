@@ -65,6 +65,23 @@ ARMS = ("trained", "default", "floor")
 TARGET_C2ST = 0.70
 
 
+def source_commit() -> str:
+    """The commit of the code that ran: ``git rev-parse`` of this checkout, or the ``SNAPSHOT_COMMIT``
+    file of a clean export (``git archive``), with ``+dirty`` when tracked files differ from it."""
+    import subprocess
+
+    snap = ROOT / "SNAPSHOT_COMMIT"
+    if snap.exists():
+        return snap.read_text().strip()
+    try:
+        c = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+    return (c.stdout.strip() or "?") + ("+dirty" if dirty else "")
+
+
 def scanner_files(name: str) -> tuple[Path, Path | None]:
     """``(preset yaml, tissue table yaml or None)`` of a hidden scanner."""
     preset = SCANNER_DIR / f"{name}.yaml"
@@ -220,8 +237,12 @@ class Bench:
         card = next((p for p in (run / "model" / "model.json", run / "model.json") if p.exists()), None)
         if card is not None:
             c = json.loads(card.read_text())
-            info["card"] = {k: c[k] for k in ("model_id", "steps", "step", "held_out_realism", "realism")
-                            if k in c}
+            info["card"] = {k: c[k] for k in ("model_id", "steps", "step", "data") if k in c}
+        hold = run / "holdout_realism.json"
+        if hold.exists():  # the trainer's own realism check on pairs it held out of the 13
+            h = json.loads(hold.read_text())
+            info["holdout"] = {"n_pairs": h.get("n_pairs"), "c2st": (h.get("c2st") or {}).get("accuracy"),
+                               "summary": h.get("summary")}
         write_json(marker, info)
         return info
 
@@ -268,7 +289,8 @@ class Bench:
                 "fake_frames": r["inputs"]["fake_frames"],
                 "real_frames": r["inputs"]["real_frames"]}
 
-    def scanner(self, name: str, k: int, bar: Any) -> dict[str, Any]:
+    def prepare(self, name: str, k: int) -> dict[str, Any]:
+        """Check the work folder's request and make the data (fast, in this process)."""
         d = self.work / name
         d.mkdir(parents=True, exist_ok=True)
         req = self.request(name, k)
@@ -276,20 +298,17 @@ class Bench:
         if rpath.exists() and json.loads(rpath.read_text()) != req:
             raise SystemExit(f"{d} holds a run with other settings ({rpath}); use another --work or --fresh")
         write_json(rpath, req)
-        out: dict[str, Any] = {"scanner": name, "request": req}
-        bar.set_postfix_str(f"{name}: data")
-        out["data"] = self.make_data(d, name, req)
-        bar.update(1)
-        bar.set_postfix_str(f"{name}: train")
-        out["train"] = self.train(d)
-        bar.update(1)
-        out["arms"] = {}
+        return {"scanner": name, "request": req, "data": self.make_data(d, name, req)}
+
+    def measure(self, row: dict[str, Any], bar: Any) -> None:
+        """Generate and evaluate every arm of one scanner (after its training)."""
+        d = self.work / row["scanner"]
+        row["arms"] = {}
         for arm in self.a.arms:
-            bar.set_postfix_str(f"{name}: {arm}")
+            bar.set_postfix_str(f"{row['scanner']}: {arm}")
             g = self.generate(d, arm)
-            out["arms"][arm] = {**self.evaluate(d, arm), "generate": g}
+            row["arms"][arm] = {**self.evaluate(d, arm), "generate": g}
             bar.update(1)
-        return out
 
 
 # -------------------------------------------------------------------- report
@@ -386,6 +405,7 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     ap.add_argument("--features", action="store_true", help="also compute Fréchet/KID (slower)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of every step")
+    ap.add_argument("--jobs", type=int, default=1, help="trainings run at once (one process each)")
     ap.add_argument("--quick", action="store_true", help="development: 20 steps, 2-epoch 2-fold classifier")
     ap.add_argument("--work", type=Path, help="work folder (default runs/hidden_scanner[_quick]/)")
     ap.add_argument("--fresh", action="store_true", help="delete the work folder first")
@@ -411,21 +431,31 @@ def main() -> None:
     bench = Bench(a)
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ivus_sim.config import load_preset
+
     with tqdm(total=len(a.scanners) * (2 + len(a.arms)), desc="hidden scanners", unit="step") as bar:
         for n in a.scanners:
+            bar.set_postfix_str(f"{n}: data")
             k = SCANNERS.index(n) + 1 if n in SCANNERS else 10 + len(rows)
-            r = bench.scanner(n, k, bar)
-            from ivus_sim.config import load_preset
-
+            r = bench.prepare(n, k)
             r["description"] = load_preset(scanner_files(n)[0]).description.split(" - ", 1)[-1].split(" (")[0]
             rows.append(r)
+            bar.update(1)
+        bar.set_postfix_str(f"training {len(rows)} model(s), {a.jobs} at a time")
+
+        def train_one(r: dict[str, Any]) -> None:
+            r["train"] = bench.train(a.work / r["scanner"])
+            bar.update(1)
+
+        with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+            list(pool.map(train_one, rows))  # re-raises the first failure
+        for r in rows:
+            bench.measure(r, bar)
     import torch
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip() or "?"
-    except OSError:
-        commit = "?"
+    commit = source_commit()
     argv = ["python", "benchmarks/hidden_scanner.py", *sys.argv[1:]]
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": shlex.join(argv),
            "commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

@@ -68,6 +68,23 @@ USER_COMMANDS = [
 ]
 
 
+def source_commit() -> str:
+    """The commit of the code that ran: ``git rev-parse`` of this checkout, or the ``SNAPSHOT_COMMIT``
+    file of a clean export (``git archive``), with ``+dirty`` when tracked files differ from it."""
+    import subprocess
+
+    snap = ROOT / "SNAPSHOT_COMMIT"
+    if snap.exists():
+        return snap.read_text().strip()
+    try:
+        c = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+    return (c.stdout.strip() or "?") + ("+dirty" if dirty else "")
+
+
 def phantoms(seed: int, n: int) -> np.ndarray:
     """``(n, 400, 400)`` random phantom label maps of one seed."""
     from ivus_sim.phantom.random import random_phantom
@@ -548,13 +565,11 @@ def main() -> None:
     if not a.no_cli_check:
         learned = next((e for e in engines if isinstance(e, Learned)), None)
         cli = cli_check(a.cli_work, a.phantoms, None, learned.sim.model_id if learned else None)
-    import subprocess
     import sys
 
     import torch
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "?"
+    commit = source_commit()
     res = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": " ".join(["python", "benchmarks/realism.py", *sys.argv[1:]]), "commit": commit,
