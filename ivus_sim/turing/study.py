@@ -5,14 +5,16 @@ tokens to files itself)::
 
     STUDY/
       study.sqlite          answer key, schedules, reader tokens, answers, audit log (server only)
+      chain-anchor.log      the audit-log head after every committed change (outside the database;
+                            see ivus_sim.turing.store, "Integrity model")
       study.json            sidecar: every build parameter and source file hash (regenerates the
                             images and schedules; reader/trial tokens are fresh random secrets)
       leakage_audit.json    the audit of the encoded images (+ leakage_audit.html)
       images/<token>.png    the encoded images, named by 128-bit random tokens
 
 The build happens in a hidden temporary folder that is renamed onto ``STUDY`` only when
-everything succeeded: a failed audit leaves no study behind, only the audit report beside it
-(``STUDY.leakage-audit.json`` / ``.html``).
+everything succeeded: a failed audit leaves nothing behind (no study, no report beside it; the
+error names the flagged cues, and ``--force`` builds and records the full audit).
 
 Randomness: pairing, catch material, schedules and audit folds come from ``ivus_sim.seeding``
 streams of the study seed. Reader link tokens, trial tokens, view tokens and file names come
@@ -124,6 +126,7 @@ class BuiltStudy:
     source_audit: LeakageAudit
     readers: dict[str, str] = field(default_factory=dict)  # reader id -> link token
     n_trials: dict[str, int] = field(default_factory=dict)
+    chain_head: str = ""  # audit-log head after the build (keep it outside the study: `turing analyze --anchor`)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -203,8 +206,7 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
         :class:`BuiltStudy` (reader link tokens included).
 
     Raises:
-        IvusSimError: bad input, or a failed leakage audit without ``force`` (the report is
-        written to ``OUT.leakage-audit.json`` / ``.html``).
+        IvusSimError: bad input, or a failed leakage audit without ``force`` (nothing is written).
     """
     from tqdm import tqdm
 
@@ -238,9 +240,12 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
         raise IvusSimError(f"--catch {k} needs {k} real images not used in main pairs for the obvious-fake trials "
                            f"(have {len(spare)}); lower --pairs or --catch")
     obvious_real = spare[:k]
-    rest = spare[k:] + [r for r in (real_files[int(i)] for i in g.permutation(len(real_files))) if r in used_real]
+    # real-vs-real trials use spare real images too: a main-pair real image shown beside a second
+    # partner would reveal itself (any image seen with two partners must be real)
+    rest = spare[k:]
     if k and len(rest) < 2 * k:
-        raise IvusSimError(f"--catch {k} needs {2 * k} further real images for real-vs-real trials (have {len(rest)})")
+        raise IvusSimError(f"--catch {k} needs {3 * k} real images not used in main pairs ({k} obvious-fake, "
+                           f"{2 * k} real-vs-real; have {len(spare)}); lower --pairs or --catch")
     real_real = [(rest[2 * i], rest[2 * i + 1]) for i in range(k)]
     obvious_src = [fake_files[int(i)] for i in g.choice(len(fake_files), size=k, replace=len(fake_files) < k)] if k \
         else []
@@ -291,18 +296,11 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
         audit = audit_files([files[r] for r, _ in pair_ids], [files[f] for _, f in pair_ids],
                             auc_threshold=cfg.auc_threshold, alpha=cfg.alpha, strict=True, seed=cfg.seed)
         if not audit.passed and not cfg.force:
-            report = out.parent / f"{out.name}.leakage-audit.json"
-            audit.write(report)
-            html_path = report.with_suffix(".html")
-            html_doc = ("<!doctype html><meta charset='utf-8'><title>Leakage audit</title>"
-                        + audit_html(audit, "Leakage audit of the encoded study images")
-                        + audit_html(source_audit, "Leakage audit of the source files"))
-            from ivus_sim.io import atomic_write
-
-            atomic_write(html_path, lambda fh: fh.write(html_doc.encode()))
+            # nothing is left behind (no study, no report beside it): the error names the cues; the
+            # full audit is written with the study by --force
             store.close()
-            raise IvusSimError(f"{audit.summary()}; report: {report}; pass --force to build anyway "
-                               "(the failed audit is recorded with the study)")
+            raise IvusSimError(f"{audit.summary()}; pass --force to build anyway (the failed audit is recorded in "
+                               f"the study's {AUDIT_NAME}.html)")
 
         catch = CatchItems(obvious=tuple((ids[("real", r)], ids[(f"obvious{i}", f)])
                                          for i, (r, f) in enumerate(zip(obvious_real, obvious_src, strict=True))),
@@ -328,8 +326,9 @@ def build_study(real_dir: str | Path, fake_dir: str | Path, out: str | Path, con
                                (PLAN_META, plan.to_dict()), ("consent_text", cfg.consent_text),
                                ("debrief_text", cfg.debrief_text)):
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (meta_key, json.dumps(value)))
-            store.append_log(db, "build", None, {"readers": list(reader_ids), "pairs": len(pairs),
-                                                 "audit_passed": audit.passed, "forced": bool(cfg.force)}, now)
+            built.chain_head = store.append_log(
+                db, "build", None, {"readers": list(reader_ids), "pairs": len(pairs), "audit_passed": audit.passed,
+                                    "forced": bool(cfg.force), "key": store.key_digests(db)}, now)
         store.close()
         audit.write(tmp / f"{AUDIT_NAME}.json")
         from ivus_sim.io import atomic_write
