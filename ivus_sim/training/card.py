@@ -2,9 +2,10 @@
 
 It records what the model was trained on (data description, content fingerprint, pairs used,
 held out and skipped), the full training config, the seed, the steps run, the final losses, the
-held-out realism, and ``commands``: the commands that reproduce the weights (the synthetic
-corpus recipe first, when the data is a corpus made by ``ivus-sim corpus``, then the training
-command with every option that changes the result spelled out).
+held-out realism, and ``commands``: the commands that reproduce the weights (``git checkout`` of
+the code when it runs from a clean checkout, the synthetic corpus recipe when the data is a corpus
+made by ``ivus-sim corpus``, then the training command with every option that changes the result
+spelled out; the config's full content is in ``train_config``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from ivus_sim.aae.latent_discriminator import EQUILIBRIUM_LOSS
 from ivus_sim.modelio import code_version
 
-__all__ = ["train_command", "corpus_command", "final_metrics", "model_card"]
+__all__ = ["train_command", "corpus_command", "checkout_command", "final_metrics", "model_card"]
 
 
 def train_command(config: str | Path, data: str | Path, out: str | Path, *, seed: int, stage: str, device: str,
@@ -47,6 +48,14 @@ def corpus_command(data: str | Path) -> str | None:
     args = ["ivus-sim", "corpus", "--n", str(m.get("n")), "--size", str(m.get("size")), "--seed", str(m.get("seed")),
             "--preset", str(m.get("preset")), "--fov-mm", str(m.get("fov_mm")), "--out", str(data)]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def checkout_command() -> str | None:
+    """``git checkout <commit>`` of the code that trains (``None`` outside a clean git checkout)."""
+    v = code_version()
+    if "+g" not in v or v.endswith("-dirty"):
+        return None
+    return f"git checkout {v.split('+g', 1)[1]}"
 
 
 def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from ivus_sim.seeding import rng, torch_generator
 from ivus_sim.training.config import HoldoutConfig
@@ -53,7 +52,6 @@ def _display(x: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(x, np.float64), 0.0, 1.0) * 255.0
 
 
-@torch.no_grad()
 def measure_holdout(model: Any, refs: Sequence[PairRef], cfg: HoldoutConfig, seed: int) -> dict[str, Any]:
     """Generate images for the held-out label maps and measure them against the real held-out images.
 

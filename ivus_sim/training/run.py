@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ivus_sim.device import resolve_device
 from ivus_sim.errors import IvusSimError
-from ivus_sim.training.card import corpus_command, train_command
+from ivus_sim.training.card import checkout_command, corpus_command, train_command
 from ivus_sim.training.config import load_train_config
 from ivus_sim.training.data import check_pairs, data_fingerprint, discover, make_dataset
 from ivus_sim.training.distributed import dist_info, process_group
@@ -70,7 +70,7 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
         description += f"; synthetic corpus: {corpus.read_text().strip()}"
     cmd = command if command is not None else train_command(config, data, out, seed=seed, stage=stage,
                                                             device=device, skip_bad=skip_bad)
-    commands = [c for c in (corpus_command(data), cmd) if c]
+    commands = [c for c in (checkout_command(), corpus_command(data), cmd) if c]
     info = {"pairs_used": [r.name for r in train_refs], "pairs_held_out": [r.name for r in held_out],
             "pairs_skipped": skipped}
     dataset = make_dataset(train_refs, (cfg.model.n_angles, cfg.model.n_samples), cfg.data.target,
