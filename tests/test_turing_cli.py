@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from ivus_sim.turing.simulate import simulate_readers
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_build_simulate_analyze(tmp_path: Path) -> None:
     make_demo_images(tmp_path / "real", 27, size=32, stream="real", prefix="real")
     make_demo_images(tmp_path / "fake", 24, size=32, stream="fake", prefix="sim")

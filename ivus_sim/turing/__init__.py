@@ -27,6 +27,8 @@ __all__ = [
     "audit_files",
     "create_app",
     "make_demo_images",
+    "analyze_single_image",
+    "SingleRead",
 ]
 
 _WHERE = {
@@ -40,6 +42,8 @@ _WHERE = {
     "audit_files": "ivus_sim.turing.audit",
     "create_app": "ivus_sim.turing.server",
     "make_demo_images": "ivus_sim.turing.demo",
+    "analyze_single_image": "ivus_sim.turing.single_analysis",
+    "SingleRead": "ivus_sim.turing.single_analysis",
 }
 
 
