@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ivus_sim.cli._common import handles_errors
+from ivus_sim.cli._common import SeedOption, handles_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +30,7 @@ def evaluate(
         "--reference-stats", help="Reference figures JSON (format of shared/calibration/real_20mhz_vh.json) "
         "to compare the simulated images with when real images cannot be shared; 'builtin' = the shipped "
         "real 20 MHz figures. Needs labels for the simulated images.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for patch positions, folds, networks and bootstraps.")] = 0,
+    seed: SeedOption = 0,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the classifier test "
                                        "(split by frame).")] = 4,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the classifier and of the "
@@ -52,6 +52,7 @@ def evaluate(
     from ivus_sim.metrics.features import FeatureConfig
     from ivus_sim.metrics.patches import PatchConfig
     from ivus_sim.metrics.report import REPORT_HTML, REPORT_JSON, write_report
+    from ivus_sim.outputs import OutKind, resolve_out
 
     if real is None and reference_stats is None:
         raise IvusSimError("give --real DIR and/or --reference-stats FILE to compare the simulated images with")
@@ -62,6 +63,9 @@ def evaluate(
             raise IvusSimError(f"--device {device}: no CUDA device available; use --device cpu")
     if patch % 8:
         raise IvusSimError(f"--patch must be a multiple of 8, got {patch}")
+    if resolve_out(out, None).kind is OutKind.FILE:
+        raise IvusSimError(f"--out {out}: evaluate writes a report folder (realism.json, realism.html); "
+                           "give a folder")
     check_writable(out / REPORT_JSON, overwrite)  # fail before the (long) measurement
     check_writable(out / REPORT_HTML, overwrite)
     cfg = EvaluateConfig(

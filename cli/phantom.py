@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ivus_sim.cli._common import handles_errors
+from ivus_sim.cli._common import ProgressOption, SeedOption, handles_errors
 
 phantom_app = typer.Typer(
     name="phantom",
@@ -32,21 +32,22 @@ SizeOpt = Annotated[int | None, typer.Option("--size", min=8, help="Output side 
                                                                    "resampling; default: the input's size).")]
 PadOpt = Annotated[bool, typer.Option("--pad", help="Pad non-square input with background instead of refusing it.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+#: suffixes a phantom file can be written as (:func:`ivus_sim.phantom.reader.write_phantom`)
+PHANTOM_SUFFIXES = (".png", ".nii.gz", ".nii", ".npy")
 
 
 @phantom_app.command("random", no_args_is_help=True)
 @handles_errors
 def random_cmd(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of phantoms to make.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder for phantom_0000.png ... (+ .json sidecars).")],
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Run seed; phantom i uses stream (seed, 'phantom', i).")]
-    = 0,
+    out: Annotated[Path, typer.Option("--out", help="Output folder for phantom_0000.png ... (+ .json sidecars); "
+                                      "with --n 1 also a file name (x.png, x.nii.gz, x.npy).")],
+    seed: SeedOption = 0,
     size: Annotated[int, typer.Option("--size", min=8, help="Side of the label maps in pixels.")] = 256,
     fov_mm: Annotated[float, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter in mm.")] = 10.0,
     start: Annotated[int, typer.Option("--start", min=0, help="Index of the first phantom (to extend a set).")] = 0,
     overwrite: OverwriteOpt = False,
-    progress: ProgressOpt = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Make N procedural IVUS cross-sections: lumen, plaque, calcium arcs, media, guidewire/stent/side branch.
 
@@ -59,23 +60,30 @@ def random_cmd(
     from tqdm import tqdm
 
     from ivus_sim.io import check_writable
+    from ivus_sim.outputs import OutKind, resolve_out
     from ivus_sim.phantom.random import random_phantom
     from ivus_sim.phantom.reader import write_phantom
 
-    paths = [out / f"phantom_{i:04d}.png" for i in range(start, start + n)]
+    target = resolve_out(out, n, suffixes=PHANTOM_SUFFIXES)
+    if target.kind is OutKind.FILE:
+        paths = [target.path]
+    else:
+        paths = [out / f"phantom_{i:04d}.png" for i in range(start, start + n)]
     for p in paths:
         check_writable(p, overwrite)
     for i, p in zip(range(start, start + n), tqdm(paths, desc="phantoms", unit="phantom", disable=not progress),
                     strict=True):
         write_phantom(p, random_phantom(seed, size=size, fov_mm=fov_mm, index=i))
-    typer.echo(f"wrote {n} phantoms ({size}x{size} px, {fov_mm:g} mm FOV, seed {seed}) to {out}")
+    typer.echo(f"wrote {n} phantom{'s' if n > 1 else ''} ({size}x{size} px, {fov_mm:g} mm FOV, seed {seed}) to "
+               f"{target.path}")
 
 
 @phantom_app.command("show", no_args_is_help=True)
 @handles_errors
 def show_cmd(
     phantom: Annotated[Path, typer.Argument(help="Sketch, label image, NIfTI or .npy phantom.")],
-    out: Annotated[Path, typer.Option("--out", help="Preview PNG to write (+ a .json sidecar).")],
+    out: Annotated[Path, typer.Option("--out", help="Preview PNG to write (+ a .json sidecar), or a folder to "
+                                      "write <phantom name>_preview.png into.")],
     frame: Annotated[int, typer.Option("--frame", min=0, help="Frame of a pullback to show.")] = 0,
     size: SizeOpt = None,
     fov_mm: Annotated[float | None, typer.Option("--fov-mm", min=0.1, help="Field-of-view diameter in mm "
@@ -89,12 +97,23 @@ def show_cmd(
 
     Example: ivus-sim phantom show examples/calcified_plaque.png --out preview.png
     """
+    from ivus_sim.errors import IvusSimError
     from ivus_sim.io import check_writable, save_png, sidecar_path, write_json
+    from ivus_sim.outputs import OutKind, resolve_out, strip_image_suffix
     from ivus_sim.phantom.reader import read_phantom
     from ivus_sim.phantom.render import legend_entries, render_preview
 
+    target = resolve_out(out, 1, suffixes=(".png",))
+    if target.kind is OutKind.FILE:
+        out = target.path
+    else:
+        out = target.path / f"{strip_image_suffix(phantom.name)}_preview.png"
     check_writable(out, overwrite)
+    check_writable(sidecar_path(out), overwrite)
     ph = read_phantom(phantom, size=size, fov_mm=fov_mm, pad=pad, colour_tolerance=colour_tolerance)
+    if frame >= ph.n_frames:
+        raise IvusSimError(f"--frame {frame}: {phantom} has {ph.n_frames} frame(s) (0..{ph.n_frames - 1})")
+    out.parent.mkdir(parents=True, exist_ok=True)
     save_png(out, render_preview(ph, frame))
     tissues = {t.name.lower(): round(f, 4) for t, f in legend_entries(ph.labels[frame])}
     write_json(sidecar_path(out), {"preview_of": ph.to_dict(), "frame": frame, "tissue_fractions": tissues})
@@ -118,7 +137,7 @@ def from_challenge_cmd(
                                                  "drawn just inside the media (EEM) contour in mm; 0 = none.")]
     = 0.15,
     pad: PadOpt = False,
-    progress: ProgressOpt = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Convert 2011 IVUS challenge annotations (frame PNGs + lumen/media contour files) to label maps.
 
@@ -131,6 +150,7 @@ def from_challenge_cmd(
     from ivus_sim.phantom.converters import convert_challenge_folder
     from ivus_sim.tissues import tissue_by_name
 
+    _folder_out(out)
     written, skipped = convert_challenge_folder(folder, out, size=size, fov_mm=fov_mm,
                                                 wall_tissue=tissue_by_name(wall_tissue.value),
                                                 media_ring_mm=media_ring_mm, pad=pad, progress=progress)
@@ -150,7 +170,7 @@ def from_vh_cmd(
     colour_tolerance: Annotated[float, typer.Option("--colour-tolerance", min=1.0, help="RGB distance within "
                                                     "which a pixel matches a VH colour.")] = 60.0,
     pad: PadOpt = False,
-    progress: ProgressOpt = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Convert VH-IVUS colour-coded tissue maps to label maps.
 
@@ -162,6 +182,7 @@ def from_vh_cmd(
     """
     from ivus_sim.phantom.converters import convert_vh
 
+    _folder_out(out)
     written = convert_vh(path, out, size=size, fov_mm=fov_mm, tolerance=colour_tolerance, pad=pad,
                          progress=progress)
     typer.echo(f"wrote {len(written)} label maps to {out}")
@@ -177,6 +198,15 @@ def palette_cmd() -> None:
     for t, info in TISSUES.items():
         r, g, b = info.colour
         typer.echo(f"{int(t):>3}  {info.name:<14} #{r:02x}{g:02x}{b:02x}  {f'({r},{g},{b})':<15} {info.description}")
+
+
+def _folder_out(out: Path) -> None:
+    """Converters write one label map per frame: ``--out`` must be a folder (the path rule of ivus_sim.outputs)."""
+    from ivus_sim.errors import IvusSimError
+    from ivus_sim.outputs import OutKind, resolve_out
+
+    if resolve_out(out, None).kind is OutKind.FILE:
+        raise IvusSimError(f"--out {out}: this command writes one label map per frame; give a folder")
 
 
 def register(app: typer.Typer) -> None:

@@ -35,7 +35,7 @@ def assert_user_error(code: int, out: str, err: str, match: str) -> None:
 def test_help_texts(cmd):
     code, out, _ = run("phantom", *cmd, "--help")
     assert code == 0
-    assert "Usage" in out and len(out) > 200
+    assert "Usage" in out and len(out) > 150
 
 
 def test_palette_lists_every_tissue():
@@ -140,3 +140,45 @@ def test_cli_errors_for_converters(tmp_path):
     assert_user_error(*run("phantom", "show", tmp_path / "ns.npy", "--out", tmp_path / "p.png"), "30x40 pixels")
     code, _, err = run("phantom", "show", tmp_path / "ns.npy", "--out", tmp_path / "p.png", "--pad")
     assert code == 0, err
+
+
+def test_out_path_rule(tmp_path):
+    """One rule (ivus_sim.outputs.resolve_out): an image suffix names one file, anything else a folder."""
+    src = Path(__file__).resolve().parents[1] / "examples" / "calcified_plaque.png"
+    # random --n 1 --out x.png: the file x.png (+ x.json), not a folder named x.png
+    code, _, err = run("phantom", "random", "--n", "1", "--size", "32", "--out", tmp_path / "x.png", "--no-progress")
+    assert code == 0, err
+    assert (tmp_path / "x.png").is_file() and (tmp_path / "x.json").is_file()
+    assert read_phantom(tmp_path / "x.png", size=None).labels.shape == (1, 32, 32)
+    # several phantoms into one file name: refused before anything is written
+    assert_user_error(*run("phantom", "random", "--n", "2", "--size", "32", "--out", tmp_path / "y.png"),
+                      "names one image file")
+    assert not (tmp_path / "y.png").exists()
+    # show --out dir/: a preview inside the folder, not a file named dir
+    code, _, err = run("phantom", "show", src, "--out", f"{tmp_path / 'previews'}/", "--size", "64")
+    assert code == 0, err
+    assert (tmp_path / "previews" / "calcified_plaque_preview.png").is_file()
+    assert (tmp_path / "previews" / "calcified_plaque_preview.json").is_file()
+    # an existing regular file as a folder --out
+    (tmp_path / "afile").write_text("x")
+    assert_user_error(*run("phantom", "random", "--n", "2", "--out", tmp_path / "afile"), "existing file")
+    assert_user_error(*run("phantom", "from-vh", src, "--out", tmp_path / "o.png"), "give a folder")
+    # a frame past the end
+    assert_user_error(*run("phantom", "show", src, "--out", tmp_path / "f.png", "--frame", "3"), "--frame 3")
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_unknown_tissue_ids_point_to_the_palette(tmp_path):
+    lab = np.full((32, 32), Tissue.FIBROUS, np.uint8)
+    lab[12:20, 12:20] = Tissue.LUMEN
+    lab[0, 0] = 42
+    np.save(tmp_path / "bad.npy", lab)
+    assert_user_error(*run("phantom", "show", tmp_path / "bad.npy", "--out", tmp_path / "p.png"),
+                      "`ivus-sim phantom palette`")
+
+
+@pytest.mark.parametrize("seed", ["-5", str(2**63)])
+def test_seed_range(tmp_path, seed):
+    assert_user_error(*run("phantom", "random", "--n", "1", "--seed", seed, "--out", tmp_path / "o"),
+                      "0 <= seed < 2**63")
+    assert not (tmp_path / "o").exists()
