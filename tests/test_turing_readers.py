@@ -126,3 +126,21 @@ def test_build_modes_practice_consent(folders: Path, tmp_path: Path) -> None:
     assert "empty" in _error(["turing", "build", "--real", str(folders / "real"), "--fake", str(folders / "fake"),
                               "--out", str(tmp_path / "x"), "--debrief", str(tmp_path / "empty.txt")])
     assert not (tmp_path / "x").exists()
+
+
+def test_revoked_answers_are_flagged_in_the_exports(folders: Path, tmp_path: Path) -> None:
+    import csv
+
+    from ivus_sim.turing.readers import revoke_reader
+
+    study = tmp_path / "study"
+    assert "study written" in _build(folders, study)
+    simulate_readers(study, accuracy=0.6, seed=1, readers=["R01"], max_trials=2)
+    revoke_reader(study, "R01", reissue=True, reason="leaked")
+    simulate_readers(study, accuracy=0.6, seed=1)
+    r = runner.invoke(app, ["turing", "analyze", str(study), "--out", str(tmp_path / "rep"), "--bootstrap", "20"])
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "rep" / "reads.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    flagged = sorted((row["readerID"], int(row["trial_index"])) for row in rows if row["link_revoked"] == "1")
+    assert flagged == [("R01", 0), ("R01", 1)] and len(rows) == 16

@@ -108,6 +108,11 @@ def load_reads(study: str | Path, anchor: str | None = None) -> tuple[list[dict[
     try:
         integrity = store.verify_integrity(anchor)
         reads = store.reads()
+        from ivus_sim.turing.readers import revoked_answers
+
+        revoked = revoked_answers(store)  # answers given through a link revoked later: kept, flagged
+        for r in reads:
+            r["link_revoked"] = int((r["reader_id"], r["position"]) in revoked)
         pairs = {int(r["pair_id"]): (int(r["real_image"]), int(r["fake_image"]))
                  for r in store.query("SELECT * FROM pairs")}
         sched = [dict(r) for r in store.query("SELECT * FROM trials ORDER BY reader_id, position")]

@@ -6,7 +6,9 @@ token, issued/revoked time, reason); ``readers.token`` holds the reader's *activ
 * **revoke** (a link leaked, or a reader withdraws): the active link stops working at once,
   also on a running server (every request looks the link up): it gets ``403``. The reader's
   answers stay in the study, **flagged**: each answer given while a link that is now revoked
-  was active has ``link_revoked = 1`` in :func:`revoked_answers` / the analysis' reads. With
+  was active has ``link_revoked = 1`` in :func:`revoked_answers` / the analysis' reads (a link
+  records the reader's answer count when it was issued and when it was revoked; answers are
+  stored in schedule order, so the positions in between are exactly its answers). With
   ``reissue`` the same reader gets a fresh link that continues their schedule where they
   stopped; without it the reader has no working link (``readers.token`` is replaced by an
   unissued secret).
@@ -41,7 +43,8 @@ READER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LINKS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reader_links (
     reader_id TEXT NOT NULL REFERENCES readers, serial INTEGER NOT NULL, token TEXT NOT NULL UNIQUE,
-    issued_ns INTEGER NOT NULL, revoked_ns INTEGER, reason TEXT, PRIMARY KEY (reader_id, serial))
+    issued_ns INTEGER NOT NULL, revoked_ns INTEGER, reason TEXT,
+    first_answer INTEGER NOT NULL DEFAULT 0, end_answer INTEGER, PRIMARY KEY (reader_id, serial))
 """
 
 
@@ -173,9 +176,11 @@ def revoke_reader(study: str | Path, reader_id: str, *, reissue: bool = False, r
             active = link is not None and link["revoked_ns"] is None
             if not active and not reissue:
                 raise IvusSimError(f"reader {reader_id} has no active link (pass --reissue to give them a new one)")
+            n_answered = int(db.execute("SELECT COUNT(*) FROM responses WHERE reader_id = ?",
+                                        (reader_id,)).fetchone()[0])
             if active:
-                db.execute("UPDATE reader_links SET revoked_ns = ?, reason = ? WHERE token = ?",
-                           (now, reason or None, row["token"]))
+                db.execute("UPDATE reader_links SET revoked_ns = ?, reason = ?, end_answer = ? WHERE token = ?",
+                           (now, reason or None, n_answered, row["token"]))
                 store.append_log(db, "link_revoked", reader_id,
                                  {"serial": int(link["serial"]), "link": _link_hash(row["token"]), "reason": reason},
                                  now)
@@ -188,8 +193,8 @@ def revoke_reader(study: str | Path, reader_id: str, *, reissue: bool = False, r
                                     (reader_id,)).fetchone()[0]) + 1
             token = secrets.token_urlsafe(24)
             db.execute("UPDATE readers SET token = ? WHERE reader_id = ?", (token, reader_id))
-            db.execute("INSERT INTO reader_links (reader_id, serial, token, issued_ns) VALUES (?, ?, ?, ?)",
-                       (reader_id, serial, token, now))
+            db.execute("INSERT INTO reader_links (reader_id, serial, token, issued_ns, first_answer) "
+                       "VALUES (?, ?, ?, ?, ?)", (reader_id, serial, token, now, n_answered))
             store.append_log(db, "link_issued", reader_id, {"serial": serial, "link": _link_hash(token)}, now)
             return token
 
@@ -200,5 +205,5 @@ def revoked_answers(store: Store) -> set[tuple[str, int]]:
         return set()
     rows = store.query(
         "SELECT a.reader_id, a.position FROM responses a JOIN reader_links l ON l.reader_id = a.reader_id "
-        "WHERE l.revoked_ns IS NOT NULL AND a.answered_ns >= l.issued_ns AND a.answered_ns < l.revoked_ns")
+        "WHERE l.revoked_ns IS NOT NULL AND a.position >= l.first_answer AND a.position < l.end_answer")
     return {(str(r["reader_id"]), int(r["position"])) for r in rows}

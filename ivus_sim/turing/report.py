@@ -76,6 +76,8 @@ def reads_rows(analysis: StudyAnalysis) -> list[dict[str, Any]]:
             "times_shown": r["n_shown"], "repeat_of_trial": "" if r["repeat_of"] is None else r["repeat_of"],
             "left_image": f"img{int(r['left_image']):04d}",
             "right_image": "" if r["right_image"] is None else f"img{int(r['right_image']):04d}",
+            "zoom": "" if r.get("zoom") is None else r["zoom"], "dpr": "" if r.get("dpr") is None else r["dpr"],
+            "link_revoked": r.get("link_revoked", 0),
         })
     return rows
 
