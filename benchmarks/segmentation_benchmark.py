@@ -62,13 +62,15 @@ CLASSES = ("lumen", "wall")
 REAL_SEED = 90210  # phantom/image seed of the test domains (never used to make synthetic data)
 SYNTH_SEED = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
-DOMAINS = {"40mhz": "40mhz", "hidden_a": str(HIDDEN / "hidden_a.yaml"), "hidden_b": str(HIDDEN / "hidden_b.yaml"),
-           "20mhz": "20mhz"}
+DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcd"}}
 
 
 @dataclass
 class Split:
-    """Images ``(n, 1, H, W)`` float32 (z-scored per image) and labels ``(n, 1, H, W)`` int64."""
+    """Images ``(n, 1, H, W)`` float32 in [0, 1] and labels ``(n, 1, H, W)`` int64.
+
+    Networks see every image z-scored (after the training augmentation, :func:`_draw`).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -79,8 +81,14 @@ class Split:
 
 # --------------------------------------------------------------------------------------- data
 def _normalise(img: np.ndarray) -> np.ndarray:
-    img = img.astype(np.float32)
-    return (img - img.mean()) / (img.std() + 1e-6)
+    """8-bit grey -> [0, 1]."""
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _zscore(x: torch.Tensor) -> torch.Tensor:
+    """Per-image z-score of ``(B, 1, H, W)``."""
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - m) / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-6)
 
 
 def _load_decathlon(root: Path, size: int) -> Split:
@@ -138,6 +146,8 @@ def _load_pairs(folder: Path, size: int) -> Split:
             raise IvusSimError(f"--real: {lp.name} has label values {np.unique(lab)[:8]}; expected 0/1/2"
                                " (background, lumen, wall)")
         img = np.asarray(rs_img(torch.from_numpy(img[None])))[0]
+        if img.max() <= 1.0:  # already in [0, 1]
+            img = img * 255.0
         lab = np.asarray(rs_lab(torch.from_numpy(lab[None].astype(np.float32))))[0]
         imgs.append(_normalise(img))
         labs.append(np.rint(lab).astype(np.int64))
@@ -157,19 +167,37 @@ def _unet(channels: tuple[int, ...]) -> torch.nn.Module:
                 strides=(2,) * (len(channels) - 1), num_res_units=1)
 
 
+def _intensity(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Generic grey-level augmentation of one ``(1, H, W)`` image in [0, 1] (all strategies alike):
+    gamma ``exp(U(-0.5, 0.5))``, and with probability 0.3 each a Gaussian blur (sigma 0.5-1.2 px)
+    and additive noise (sd 0-0.05)."""
+    u = torch.rand(5, generator=g)
+    x = x.clamp(0, 1) ** float(torch.exp(u[0] - 0.5))
+    if u[1] < 0.3:
+        sigma = 0.5 + 0.7 * float(u[2])
+        r = torch.arange(-2, 3, dtype=torch.float32)
+        k = torch.exp(-r**2 / (2 * sigma**2))
+        k = k / k.sum()
+        x = torch.nn.functional.conv2d(x[None], k.view(1, 1, 1, 5), padding=(0, 2))
+        x = torch.nn.functional.conv2d(x, k.view(1, 1, 5, 1), padding=(2, 0))[0]
+    if u[3] < 0.3:
+        x = x + 0.05 * float(u[4]) * torch.randn(x.shape, generator=g)
+    return x
+
+
 def _draw(s: Split, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random frames of ``s`` with random 90-degree rotations and flips."""
+    """``n`` random frames of ``s``: random 90-degree rotations and flips, grey-level augmentation, z-score."""
     xs, ys = [], []
     for _ in range(n):
         i = int(torch.randint(len(s), (1,), generator=g))
-        x, y = s.images[i], s.labels[i]
+        x, y = _intensity(s.images[i], g), s.labels[i]
         r = int(torch.randint(4, (1,), generator=g))
         x, y = torch.rot90(x, r, (1, 2)), torch.rot90(y, r, (1, 2))
         if bool(torch.randint(2, (1,), generator=g)):
             x, y = x.flip(2), y.flip(2)
         xs.append(x)
         ys.append(y)
-    return torch.stack(xs), torch.stack(ys)
+    return _zscore(torch.stack(xs)), torch.stack(ys)
 
 
 @dataclass(frozen=True)
@@ -229,7 +257,7 @@ def evaluate(net: torch.nn.Module, test: Split, pixel_mm: float) -> dict[str, fl
     dice = DiceMetric(include_background=False, reduction="mean_batch")
     hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="mean_batch", get_not_nans=True)
     for i in range(0, len(test), 16):
-        x, y = test.images[i:i + 16], test.labels[i:i + 16]
+        x, y = _zscore(test.images[i:i + 16]), test.labels[i:i + 16]
         pred = net(x).argmax(1, keepdim=True)
         p1 = torch.nn.functional.one_hot(pred[:, 0], 3).permute(0, 3, 1, 2).float()
         y1 = torch.nn.functional.one_hot(y[:, 0], 3).permute(0, 3, 1, 2).float()
@@ -257,16 +285,16 @@ def _run_one(job: tuple[Job, Recipe, dict[str, torch.Tensor] | None]
              ) -> tuple[Job, dict[str, dict[str, float]], float, dict[str, torch.Tensor] | None]:
     (kind, domain, k, _, seed), recipe, init = job
     torch.set_num_threads(_CFG["threads"])
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU seconds of this training (the machine is shared)
     synth = _SYNTH[0] if _SYNTH else None
     if kind == "synthetic":
         net = train(None, synth, recipe, _CFG["batch"], seed, _CFG["channels"])
         metrics = {d: evaluate(net, t, _CFG["pixel_mm"]) for d, t in _TEST.items()}
         state = {n: v.detach().clone() for n, v in net.state_dict().items()}
-        return job[0], metrics, time.perf_counter() - t0, state
+        return job[0], metrics, time.process_time() - t0, state
     real = _subset(_REAL[domain], range(k))
     net = train(real, synth if recipe.share > 0 else None, recipe, _CFG["batch"], seed, _CFG["channels"], init)
-    return job[0], {domain: evaluate(net, _TEST[domain], _CFG["pixel_mm"])}, time.perf_counter() - t0, None
+    return job[0], {domain: evaluate(net, _TEST[domain], _CFG["pixel_mm"])}, time.process_time() - t0, None
 
 
 # ------------------------------------------------------------------------------------ main
@@ -414,7 +442,8 @@ def main() -> None:
     lines = [f"Synthetic data: {args.n_synth} frames, {gen_desc}, seed {SYNTH_SEED}. MONAI UNet "
              f"({'-'.join(map(str, args.channels))}), batch {args.batch}, DiceCE, Adam; real/mix/weighted "
              f"{args.steps} steps at {args.lr:g}, synthetic-only {args.steps_synth} steps, fine-tuning "
-             f"{args.steps_ft} steps at {args.lr_ft:g}; {size} px ({10.0 / size:.3f} mm/px); mean ± std over "
+             f"{args.steps_ft} steps at {args.lr_ft:g}; rotations, flips and grey-level augmentation (gamma, blur, "
+             f"noise) for every strategy; {size} px ({10.0 / size:.3f} mm/px); mean ± std over "
              f"{args.seeds} training seeds.", ""]
     summary = ["| test domain | k real | best strategy | Dice lumen (real only -> best) | "
                "Dice wall (real only -> best) | never worse (within 1 SD) |", "|---|---|---|---|---|---|"]

@@ -114,3 +114,25 @@ def test_bad_ranges_file_is_one_line_error(tmp_path, text, match):
 def test_unknown_named_range():
     with pytest.raises(IvusSimError, match="not a named range"):
         load_ranges("scaner")
+
+
+def test_combine_nnunet_keeps_real_cases_in_every_validation_fold(tmp_path):
+    from ivus_sim.augment import Layout, combine_nnunet
+
+    def make(out: Path, n: int, seed: int) -> None:
+        cfg = AugmentConfig(n=n, out=out, seed=seed, engine=EngineSpec(Engine.PHYSICS), size=32,
+                            fmt=ImageFormat.PNG, layout=Layout.NNUNET, labels_map=LabelMapping.builtin("lumen-wall"))
+        run_augment(cfg, workers=0, progress=False)
+
+    make(tmp_path / "Dataset001_Mine", 5, 1)  # stands in for the user's data
+    make(tmp_path / "Dataset002_Syn", 3, 2)
+    out = combine_nnunet(tmp_path / "Dataset001_Mine", tmp_path / "Dataset002_Syn", tmp_path / "Dataset003_Both")
+    ds = json.loads((out / "dataset.json").read_text())
+    assert ds["numTraining"] == 8 and len(ds["ivus_sim"]["synthetic_cases"]) == 3
+    assert len(list((out / "imagesTr").iterdir())) == 8 and (out / "labelsTr/syn_ivus_000002.png").read_bytes()
+    splits = json.loads((out / "splits_final.json").read_text())
+    assert len(splits) == 5
+    assert all(not any(c.startswith("syn_") for c in s["val"]) for s in splits)
+    assert sorted(c for s in splits for c in s["val"]) == [f"ivus_{i:06d}" for i in range(5)]
+    with pytest.raises(IvusSimError, match="not empty"):
+        combine_nnunet(tmp_path / "Dataset001_Mine", tmp_path / "Dataset002_Syn", out)

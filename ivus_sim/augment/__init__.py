@@ -30,8 +30,11 @@ __all__ = [
     "LabelMapping",
     "Layout",
     "Shard",
+    "ScannerRanges",
     "TaskLabel",
+    "combine_nnunet",
     "image_seed",
+    "load_ranges",
     "load_label_mapping",
     "regenerate_case",
     "run_augment",
@@ -43,6 +46,7 @@ _WHERE = {
     "DatasetLayout": "layout", "ImageFormat": "layout", "Layout": "layout",
     "AugmentConfig": "run", "AugmentReport": "run", "Shard": "run", "image_seed": "run",
     "regenerate_case": "run", "run_augment": "run",
+    "ScannerRanges": "randomise", "load_ranges": "randomise", "combine_nnunet": "combine",
 }
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "render_params",
     "random_phantom",
     "phantom_from_meta",
+    "phantom_statistics",
     "GENERATOR_NAME",
     "PARAMS_VERSION",
 ]
@@ -646,3 +647,35 @@ def phantom_from_meta(meta: dict[str, Any], *, size: int | None = None, fov_mm: 
                         fov_mm=float(fov_mm or geom_d.get("fov_mm", DEFAULT_FOV_MM)),
                         catheter_radius_mm=float(geom_d.get("catheter_radius_mm", DEFAULT_CATHETER_RADIUS_MM)))
     return _build(params, geometry, dict(meta))
+
+
+def phantom_statistics(params: PhantomParams | dict[str, Any]) -> dict[str, float]:
+    """Clinical IVUS measures of a random phantom, from its parameters (mm, before the FOV cut).
+
+    * ``lumen_area_mm2``, ``eem_area_mm2`` (areas inside the lumen and EEM contours; the side
+      branch is not counted);
+    * ``plaque_burden``: ``1 - lumen / EEM`` area (plaque + media, as measured clinically);
+    * ``max_thickness_mm``, ``min_thickness_mm``: lumen-to-EEM distance along rays from the lumen
+      centre (plaque + media);
+    * ``eccentricity``: ``(max - min) / max`` thickness (0 concentric, 1 crescent; >= 0.5 is
+      usually called eccentric).
+    """
+    p = params if isinstance(params, PhantomParams) else PhantomParams.from_dict(params)
+    eem = _eem_table(p.eem_radius_mm, p.eem_harmonics)
+    lumen = _lumen_table(p.lumen_radius_mm, p.lumen_harmonics)
+    dth = _TWO_PI / _N_TABLE
+    lumen_area = 0.5 * float(np.sum(lumen**2)) * dth
+    eem_area = 0.5 * float(np.sum(eem**2)) * dth
+    # EEM distance along rays from the lumen centre: march outwards until leaving the EEM
+    ox = p.lumen_centre_mm[0] - p.vessel_centre_mm[0]
+    oy = p.lumen_centre_mm[1] - p.vessel_centre_mm[1]
+    t = np.arange(0.0, 2.5 * p.eem_radius_mm + 1.0, 0.01)
+    x = ox + t[None, :] * np.cos(_TABLE_THETA)[:, None]
+    y = oy + t[None, :] * np.sin(_TABLE_THETA)[:, None]
+    inside = np.hypot(x, y) < _lookup(eem, np.arctan2(y, x))
+    r_eem = t[np.argmin(inside, axis=1)]
+    thick = np.clip(r_eem - lumen, 0.0, None)
+    tmax, tmin = float(thick.max()), float(thick.min())
+    return {"lumen_area_mm2": lumen_area, "eem_area_mm2": eem_area, "plaque_burden": 1.0 - lumen_area / eem_area,
+            "max_thickness_mm": tmax, "min_thickness_mm": tmin,
+            "eccentricity": (tmax - tmin) / tmax if tmax > 0 else 0.0}
