@@ -141,7 +141,7 @@ def test_augmentation_is_paired_and_seeded(toy: tuple[np.ndarray, np.ndarray]) -
 
 
 def test_shipped_configs_load_and_unknown_keys_fail(tmp_path: Path) -> None:
-    for name in ("smoke", "cpu_default", "gpu"):
+    for name in ("smoke", "own_data", "cpu_default", "gpu"):
         cfg = load_train_config(name)
         assert cfg.name == name and TrainConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
     bad = tmp_path / "bad.yaml"
@@ -185,3 +185,18 @@ def test_sixteen_bit_frames_are_read_by_full_scale_not_their_own_maximum(
     assert img.dtype == np.float32
     np.testing.assert_allclose(img, img16 / 65535.0, atol=1e-6)
     assert img.max() < 0.5  # the old reader stretched every frame to its own maximum (1.0)
+
+
+def test_own_data_extends_cpu_default_without_calibration_losses(tmp_path: Path) -> None:
+    own, base = load_train_config("own_data"), load_train_config("cpu_default")
+    assert own.model == base.model and own.name == "own_data"
+    assert all(own.train.loss_weights[k] == 0.0 for k in ("cal_hist", "cal_profile", "cal_speckle"))
+    assert own.data.augment.crop_angles is None and own.evaluate.holdout_fraction > 0
+    child = tmp_path / "mine.yaml"
+    child.write_text("extends: own_data\ntrain:\n  max_steps: 7\n")
+    mine = load_train_config(child)
+    assert mine.train.max_steps == 7 and mine.train.batch_size == own.train.batch_size and mine.name == "mine"
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop.yaml\n")
+    with pytest.raises(IvusSimError, match="extends itself"):
+        load_train_config(loop)

@@ -1,6 +1,7 @@
 """Training configuration: one YAML file -> :class:`TrainConfig`, validated before anything runs.
 
-Configs ship in ``configs/train/`` (``smoke``, ``cpu_default``, ``gpu``); a name or a path works::
+Configs ship in ``configs/train/`` (``smoke``, ``own_data``, ``cpu_default``, ``gpu``); a name or a path
+works; ``extends: <config>`` at the top merges a config onto another::
 
     model:    {n_angles: 256, n_samples: 128, ...}           # ModelConfig fields (ivus_sim.two_stage)
     train:    {batch_size: 4, max_steps: 2000, lr: 2.0e-4,   # OptimConfig fields
@@ -33,7 +34,7 @@ __all__ = ["OptimConfig", "DataConfig", "HoldoutConfig", "TrainConfig", "load_tr
            "train_config_path", "SHIPPED_CONFIGS", "DEFAULT_LOSS_WEIGHT"]
 
 #: configs in ``configs/train/``
-SHIPPED_CONFIGS = ("smoke", "cpu_default", "gpu")
+SHIPPED_CONFIGS = ("smoke", "own_data", "cpu_default", "gpu")
 #: weight of a named loss that neither ``train.loss_weights`` nor the model's defaults list
 DEFAULT_LOSS_WEIGHT = 1.0
 
@@ -192,10 +193,40 @@ def train_config_path(name_or_path: str | Path) -> Path:
     return Path(str(shipped))
 
 
-def load_train_config(name_or_path: str | Path) -> TrainConfig:
-    """Load and validate a training config (shipped name or YAML path)."""
-    path = train_config_path(name_or_path)
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> Any:
+    """The YAML mapping of ``path``, merged onto the config its ``extends:`` names (a shipped name or a path)."""
     d = load_yaml(path)
+    if not isinstance(d, dict) or "extends" not in d:
+        return d
+    base_name = d.pop("extends")
+    if not isinstance(base_name, str):
+        raise IvusSimError(f"{path.name}: extends: expected a config name or path, got {base_name!r}")
+    rel = path.parent / base_name
+    base_path = train_config_path(rel if rel.suffix in (".yaml", ".yml") and rel.is_file() else base_name)
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise IvusSimError(f"{path.name}: extends: {base_name} extends itself")
+    base = _read_with_base(base_path, (*seen, path.resolve()))
+    if not isinstance(base, dict):
+        raise IvusSimError(f"{base_path.name}: expected a mapping at the top level")
+    base.pop("name", None)
+    return _merge(base, d)
+
+
+def load_train_config(name_or_path: str | Path) -> TrainConfig:
+    """Load and validate a training config (shipped name or YAML path).
+
+    A config may start with ``extends: <name or path>``: its sections are merged, key by key, onto
+    that config's (so ``own_data`` shares ``cpu_default``'s architecture and only changes the rest).
+    """
+    path = train_config_path(name_or_path)
+    d = _read_with_base(path)
     cfg = TrainConfig.from_dict({} if d is None else d, path.name)
     if not (isinstance(d, dict) and "name" in d):
         cfg = TrainConfig(cfg.model, cfg.train, cfg.data, cfg.evaluate, name=path.stem)
