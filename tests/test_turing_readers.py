@@ -106,6 +106,12 @@ def test_build_modes_practice_consent(folders: Path, tmp_path: Path) -> None:
         truths = [r["truth"] for r in store.query("SELECT truth FROM trials WHERE kind = 'practice' AND "
                                                   "reader_id = 'R01'")]
     assert kinds[:3] == ["practice"] * 3 and kinds.count("main") == 16 and sorted(truths).count("real") == 2
+    # a reader added to a single-image study gets a single-image schedule
+    r = runner.invoke(app, ["turing", "readers", "add", str(study), "R03"])
+    assert r.exit_code == 0, r.output
+    with Store(study / DB_NAME) as store:
+        rows = store.query("SELECT kind, truth, right_image FROM trials WHERE reader_id = 'R03'")
+    assert len(rows) == len(kinds) and all(r["truth"] and r["right_image"] is None for r in rows)
     # the single-image reads reach the single-image analysis
     simulate_readers(study, accuracy=0.8, seed=3)
     r = runner.invoke(app, ["turing", "analyze", str(study), "--out", str(tmp_path / "rep"), "--bootstrap", "20"])

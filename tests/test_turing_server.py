@@ -374,6 +374,8 @@ def test_consent_practice_with_feedback_then_study(tmp_path: Path) -> None:
     main = [r for r in an.reads if r["kind"] == "main"]
     assert len(main) == 3 and {r["position"] for r in main} == {2, 3, 4}
     assert an.readers[0].accuracy.n == 3  # practice answers are not in the accuracy
+    assert an.readers[0].n_answered == 3 and an.readers[0].n_trials_scheduled == 8  # nor in any count
+    assert [r["kind"] for r in an.reads[:2]] == ["practice", "practice"]  # but exported, marked
 
 
 def test_single_image_mode_serving_and_storage(tmp_path: Path) -> None:

@@ -243,15 +243,17 @@ def analyze_study(study: str | Path, *, margin: float = 0.10, alpha: float = 0.0
     integrity = facts["integrity"]
     if not integrity.ok and not allow_tampered:
         raise IvusSimError(integrity_error(integrity.problems))
-    schedule = facts["schedule"]
+    # practice trials (answered with feedback) are kept in the exports but never analysed
+    schedule = [s for s in facts["schedule"] if s["kind"] != "practice"]
+    analysed = [r for r in reads if r["kind"] != "practice"]
     results = []
     for rid in facts["readers"]:
-        mine = [r for r in reads if r["reader_id"] == rid]
+        mine = [r for r in analysed if r["reader_id"] == rid]
         results.append(_reader_result(rid, mine, [s for s in schedule if s["reader_id"] == rid], margin, alpha))
     rej, adj = st.holm([r.accuracy.p_value for r in results], alpha)
     for r, j, a in zip(results, rej, adj, strict=True):
         r.reject_holm, r.p_holm = j, (a if math.isfinite(a) else None)
-    pooled = _reader_result("pooled", reads, schedule, margin, alpha)
+    pooled = _reader_result("pooled", analysed, schedule, margin, alpha)
     pooled.schedule_balanced = all(r.schedule_balanced for r in results if r.schedule_balanced is not None)
     pooled.schedule_runs_p = None
     main = [r for r in reads if r["kind"] == "main"]
