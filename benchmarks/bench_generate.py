@@ -14,11 +14,16 @@ Measures, for the embedded default (or ``--model RUN``):
    --n 1 --out x.png --device cpu`` as a fresh process, from process start until it exits with the
    PNG on disk (wall clock), and the child's **peak RSS** (``ru_maxrss`` from ``os.wait4`` on that
    one process). Targets: < 5 s and < 1.5 GB. Median and max over ``--cli-runs`` runs.
+4. **Fast start**: the same one-image call and ``python -c "import torch"`` run side by side,
+   alternating, ``--cli-runs`` times each in one run of this script (same machine, same load):
+   the ratio of the median wall times (and of the median CPU times, which a busy machine disturbs
+   less). Target: one-image ``generate`` <= 1.5x ``import torch``. ``--startup-only`` measures just this.
 
 Usage::
 
     python benchmarks/bench_generate.py                          # print JSON + a Markdown section
     python benchmarks/bench_generate.py --write-results          # also replace the section in RESULTS.md
+    python benchmarks/bench_generate.py --startup-only --write-results   # only the fast-start ratio
     taskset -c 0,1 python benchmarks/bench_generate.py           # pin two cores on a bigger machine
 
 The machine is described in the output (CPU model, cores visible, load average at start, torch
@@ -47,6 +52,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Generation (learned default)"
+STARTUP_SECTION = "## Fast start (one-image generate vs import torch)"
 EXAMPLE = ROOT / "examples" / "calcified_plaque.png"
 
 
@@ -165,6 +171,70 @@ def cli_end_to_end(model: str | None, runs: int) -> dict[str, Any]:
             "peak_rss_mib_max": round(max(rss), 1), "measured_with": "GNU time" if gnu_time.exists() else "wait4"}
 
 
+def _timed(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall [s], CPU [s] (user + system) and peak RSS [MiB] of one fresh process (GNU time when present)."""
+    gnu_time = Path("/usr/bin/time")
+    timed = [str(gnu_time), "-f", "TIME %e %U %S %M", *args] if gnu_time.exists() else args
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(timed, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {err.strip()}")
+    line = next((ln for ln in err.splitlines() if ln.startswith("TIME ")), None)
+    if line is not None:
+        e, u, sy, m = line.split()[1:]
+        return float(e), float(u) + float(sy), float(m) / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def startup(model: str | None, runs: int) -> dict[str, Any]:
+    """One-image ``ivus-sim generate`` vs ``python -c "import torch"``, alternating, ``runs`` times each.
+
+    Returns the median wall and CPU times of both and their ratios (target: wall ratio <= 1.5).
+    """
+    exe = shutil.which("ivus-sim")
+    cmd = [exe] if exe else [sys.executable, "-m", "ivus_sim.cli.main"]
+    env = dict(os.environ)
+    rows: dict[str, list[tuple[float, float, float]]] = {"torch": [], "generate": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            rows["torch"].append(_timed([sys.executable, "-c", "import torch"], env))
+            out = Path(tmp) / f"one_{i}.png"
+            args = [*cmd, "generate", "--phantom", str(EXAMPLE), "--n", "1", "--out", str(out), "--device", "cpu"]
+            rows["generate"].append(_timed([*args, *(["--model", model] if model else [])], env))
+            if not out.is_file():
+                raise SystemExit("the one-image generate wrote no PNG")
+    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in rows.items()}
+    return {"runs": runs, "command": "ivus-sim generate --phantom examples/calcified_plaque.png --n 1 --out one.png "
+            "--device cpu", "torch_wall_s": round(med["torch"][0], 2), "torch_cpu_s": round(med["torch"][1], 2),
+            "generate_wall_s": round(med["generate"][0], 2), "generate_cpu_s": round(med["generate"][1], 2),
+            "wall_ratio": round(med["generate"][0] / med["torch"][0], 2),
+            "cpu_ratio": round(med["generate"][1] / med["torch"][1], 2),
+            "wall_s_all": {k: [round(r[0], 2) for r in v] for k, v in rows.items()}}
+
+
+def startup_markdown(res: dict[str, Any]) -> str:
+    m, s = res["machine"], res["startup"]
+    return "\n".join([
+        STARTUP_SECTION, "",
+        f"Measured {res['date']} with `python benchmarks/bench_generate.py --startup-only` on {m['cpu']}, "
+        f"{m['cores_visible']} cores visible, torch {m['torch']}, Python {m['python']}, load average "
+        f"{m['load_average_1min']} at start" + (f"; GPU {m['gpu']} (not used)" if m["gpu"] else "; no GPU") + ".",
+        "",
+        f"`{s['command']}` (a fresh process, from start to the PNG on disk) and `python -c \"import torch\"`, "
+        f"alternating, {s['runs']} runs each (medians):", "",
+        "| | wall [s] | CPU [s] |", "|---|---|---|",
+        f"| `python -c \"import torch\"` | {s['torch_wall_s']} | {s['torch_cpu_s']} |",
+        f"| one-image `ivus-sim generate` | {s['generate_wall_s']} | {s['generate_cpu_s']} |",
+        f"| ratio | **{s['wall_ratio']}x** | {s['cpu_ratio']}x |", "",
+        "Target: <= 1.5x (wall). Generation imports neither MONAI nor training, plotting, pandas, scipy.stats, "
+        "scikit-image nor the reader study (tested in tests/test_generate_cli.py), and the console script "
+        "imports only the module of the command it runs.",
+    ]) + "\n"
+
+
 def markdown(res: dict[str, Any]) -> str:
     m = res["machine"]
     lines = [SECTION, "",
@@ -200,13 +270,13 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
+def write_section(text: str, path: Path = RESULTS, section: str = SECTION) -> None:
     """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
     from ivus_sim.io import atomic_write
 
     old = path.read_text() if path.exists() else "# Benchmark results\n"
     lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == section), None)
     if start is None:
         new = old.rstrip("\n") + "\n\n" + text
     else:
@@ -227,21 +297,35 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cli-runs", type=int, default=5)
     ap.add_argument("--no-cli", action="store_true")
+    ap.add_argument("--startup-only", action="store_true", help="only the fast-start ratio (section "
+                    f"'{STARTUP_SECTION}')")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
     ap.add_argument("--render", type=Path, default=None, help="only re-render a --json result as Markdown")
     a = ap.parse_args()
     if a.render:
-        md = markdown(json.loads(a.render.read_text()))
+        done = json.loads(a.render.read_text())
+        md = startup_markdown(done) if "throughput" not in done else markdown(done)
         print(md)
         if a.write_results:
-            write_section(md)
+            write_section(md, section=STARTUP_SECTION if "throughput" not in done else SECTION)
         return
 
     res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                            "threads": a.threads}
+    if a.startup_only:
+        res["startup"] = startup(a.model, a.cli_runs)
+        print(json.dumps(res, indent=2))
+        md = startup_markdown(res)
+        print(md)
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=2) + "\n")
+        if a.write_results:
+            write_section(md, section=STARTUP_SECTION)
+        return
     if not a.no_cli:  # first, while this process is small
         res["cli"] = cli_end_to_end(a.model, a.cli_runs)
+        res["startup"] = startup(a.model, a.cli_runs)
     res["model_id"] = _simulator(a.model, "cpu").model_id
     res["throughput"] = []
     for th in sorted({1, a.threads}):
@@ -256,6 +340,8 @@ def main() -> None:
         a.json.write_text(json.dumps(res, indent=2) + "\n")
     if a.write_results:
         write_section(md)
+        if "startup" in res:
+            write_section(startup_markdown(res), section=STARTUP_SECTION)
     best_cpu = max((r["images_per_s"] for r in res["throughput"] if r["device"] == "cpu"), default=np.nan)
     print(f"best CPU throughput {best_cpu} images/s (wall clock)", file=sys.stderr)
 

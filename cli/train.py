@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ivus_sim.cli._common import handles_errors
+from ivus_sim.cli._common import ProgressOption, SeedOption, handles_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -51,13 +51,13 @@ def register(app: typer.Typer) -> None:
     def corpus_cmd(
         n: Annotated[int, typer.Option("--n", help="Number of pairs.")],
         out: Annotated[Path, typer.Option(help="Output folder (resumable: existing pairs are kept).")],
-        seed: Annotated[int, typer.Option(help="The one seed for phantoms and physics.")] = 0,
+        seed: SeedOption = 0,
         preset: Annotated[str, typer.Option(help="Transducer preset name or YAML path.")] = "20mhz",
         size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
         fov_mm: Annotated[float, typer.Option(help="Field-of-view diameter in mm.")] = 10.0,
         batch: Annotated[int, typer.Option(help="Images simulated together.")] = 8,
         device: Annotated[str, typer.Option(help="Physics device: cpu or cuda.")] = "cpu",
-        progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+        progress: ProgressOption = True,
     ) -> None:
         """Write a synthetic training corpus: random phantoms paired with physics-simulated images."""
         from ivus_sim.training.corpus import make_corpus

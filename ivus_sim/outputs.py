@@ -271,13 +271,14 @@ class OutputPlan:
         self.done: list[PlannedOutput] = []
         self.todo: list[PlannedOutput] = []
 
-    def check(self, overwrite: bool) -> list[PlannedOutput]:
+    def check(self, overwrite: bool, hint: str = "pass --overwrite to replace, or choose another --out"
+              ) -> list[PlannedOutput]:
         """Check the plan before any heavy work; returns the outputs still to write.
 
         Removes stale temp files in the output folders, marks outputs made by an identical
-        request as done (skipped), and refuses (one-line :class:`IvusSimError`) when another
-        existing file would be replaced and ``overwrite`` is false, or when two outputs would
-        write the same file.
+        request as done (skipped), and refuses (one-line :class:`IvusSimError`, ending with
+        ``hint``) when another existing file would be replaced and ``overwrite`` is false, or when
+        two outputs would write the same file.
         """
         seen: dict[Path, int] = {}
         for k, item in enumerate(self.items):
@@ -293,8 +294,7 @@ class OutputPlan:
         clashes = [p for item in self.items if item.state == "clash" for p in item.paths() if p.exists()]
         if clashes and not overwrite:
             more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
-            raise IvusSimError(f"{clashes[0]} exists{more} and was not made by this same request; "
-                               "pass --overwrite to replace, or choose another --out")
+            raise IvusSimError(f"{clashes[0]} exists{more} and was not made by this same request; {hint}")
         self.done = [i for i in self.items if i.state == "done"]
         self.todo = [i for i in self.items if i.state != "done"]
         return self.todo

@@ -304,7 +304,8 @@ def test_generation_imports_no_heavy_modules(tmp_path: Path, phantom_png: Path) 
     import subprocess
     import sys
 
-    heavy = ("monai", "matplotlib", "pandas", "scipy.stats", "skimage", "ivus_sim.training", "ivus_sim.turing")
+    heavy = ("monai", "matplotlib", "pandas", "scipy.stats", "skimage", "ivus_sim.training", "ivus_sim.turing",
+             "ivus_sim.cli.train", "ivus_sim.cli.turing", "ivus_sim.cli.augment", "ivus_sim.cli.evaluate")
     code = (
         "import sys, json\n"
         "from ivus_sim.cli.main import main\n"

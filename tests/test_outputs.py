@@ -176,3 +176,25 @@ def test_stage_to_uint8_one_rule() -> None:
     inside[1:3, 1:3] = True
     amp, rng = stage_to_uint8(unit * 10, inside)
     assert rng[0] == 0.0 and (amp[~inside] == 0).all()
+
+
+# ----------------------------------------------------------------------------- the corpus adopts the contract
+def test_corpus_pairs_follow_the_output_contract(tmp_path: Path) -> None:
+    from ivus_sim.training.corpus import make_corpus, pair_paths
+
+    out = tmp_path / "corpus"
+    make_corpus(2, out, seed=1, size=32, progress=False)
+    label, image, side = pair_paths(out, 1)
+    meta = json.loads(side.read_text())
+    assert meta["schema"] == SCHEMA and meta["files"] == {"label": [label.name], "image": [image.name]}
+    assert meta["command"].startswith("ivus-sim corpus --n 2 --out ")
+    stamp = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    make_corpus(2, out, seed=1, size=32, progress=False)  # identical rerun: nothing rewritten but the manifest
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "corpus.json"} == \
+        {k: v for k, v in stamp.items() if k != "corpus.json"}
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "00000_image.png").write_bytes(b"mine")
+    with pytest.raises(IvusSimError, match=r"exists .*use another --out"):
+        make_corpus(1, foreign, seed=1, size=32, progress=False)
+    assert (foreign / "00000_image.png").read_bytes() == b"mine"
