@@ -47,6 +47,7 @@ def trained() -> dict[str, tuple[Any, ...]]:
     return {"x": (x,), **out}
 
 
+@pytest.mark.slow  # shares the ~30 s `trained` fixture
 def test_history_and_snapshots(trained: dict[str, tuple[Any, ...]]) -> None:
     _, hist, cfg = trained["aae"]
     assert len(hist.reconstruction) == len(hist.discriminator) == len(hist.regularisation) == cfg.epochs
@@ -56,6 +57,7 @@ def test_history_and_snapshots(trained: dict[str, tuple[Any, ...]]) -> None:
     assert ae_hist.discriminator == [] and ae_hist.regularisation == []  # no regularisation phase
 
 
+@pytest.mark.slow  # shares the ~30 s `trained` fixture
 def test_adversarial_phase_matches_codes_to_prior(trained: dict[str, tuple[Any, ...]]) -> None:
     (x,) = trained["x"]
     prior = Prior.GAUSSIAN.sample(2000, 2, generator=torch.Generator().manual_seed(0)).numpy()
@@ -80,6 +82,7 @@ def test_same_seed_same_model() -> None:
     assert not np.array_equal(encode_all(a, x), encode_all(c, x))
 
 
+@pytest.mark.slow  # shares the ~30 s `trained` fixture
 def test_decode_grid_layout(trained: dict[str, tuple[Any, ...]]) -> None:
     model = trained["aae"][0]
     imgs, axis = decode_grid(model, lim=2.0, n=3)

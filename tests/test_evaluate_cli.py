@@ -27,6 +27,7 @@ def _write_frames(folder, n, seed, size=64, with_labels=True, shift=0.0, image_s
             Image.fromarray(lab).save(folder / f"frame_{i:02d}_label.png")
 
 
+@pytest.mark.slow
 def test_evaluate_writes_json_and_html(tmp_path):
     _write_frames(tmp_path / "real", 4, 0)
     _write_frames(tmp_path / "fake", 4, 1, with_labels=False, shift=25, image_suffix="")

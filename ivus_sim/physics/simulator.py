@@ -39,6 +39,7 @@ import torch
 from ivus_sim.config import Preset, TissueAcoustics, load_preset, load_tissue_acoustics
 from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar
+from ivus_sim.image import to_uint8
 from ivus_sim.io import array_hash
 from ivus_sim.physics.attenuation import leading_edges, two_way_attenuation
 from ivus_sim.physics.compression import log_compress, log_compress_power
@@ -199,7 +200,7 @@ class PhysicsSimulator:
             centre = torch.arange(disp.shape[-1], device=dev) * q + (q - 1) / 2
             disp = torch.where(centre < first[..., None], torch.zeros((), device=dev), disp)
             disp = self._nurd(disp, nurd_coeffs)
-            image = (scan_convert(disp, n) * 255).round().clamp(0, 255).to(torch.uint8)
+            image = to_uint8(scan_convert(disp, n))  # the one float -> uint8 rule
             stages: dict[str, np.ndarray] = {}
             if return_stages:
                 full = {
@@ -211,7 +212,7 @@ class PhysicsSimulator:
                 for k, v in full.items():
                     stages[k] = scan_convert(self._nurd(v.float(), nurd_coeffs), n).cpu().numpy()
         params = self._params(seed, fov_mm, n, grid, psf, q, idx, nurd_coeffs, lab)
-        return SimulationResult(image=image.cpu().numpy(), polar=disp.float().cpu().numpy(), params=params,
+        return SimulationResult(image=image, polar=disp.float().cpu().numpy(), params=params,
                                 stages={k: stages[k] for k in STAGES if k in stages})
 
     def regenerate(self, labels: np.ndarray | torch.Tensor, params: dict[str, Any],
