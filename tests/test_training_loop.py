@@ -150,3 +150,67 @@ def test_checkpoint_write_is_atomic(toy: tuple[np.ndarray, np.ndarray], tmp_path
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp litter
     assert load_checkpoint(path)["progress"]["step"] == 2
+
+
+def test_trainer_construction_has_no_global_side_effects(toy: tuple[np.ndarray, np.ndarray]) -> None:
+    import random
+
+    cfg = _cfg(threads=1, deterministic=True)
+    ds = _dataset(toy, cfg)
+    torch.manual_seed(1234)
+    np.random.seed(5)
+    random.seed(6)
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(), torch.get_num_threads(),
+              torch.are_deterministic_algorithms_enabled())
+    t1 = Trainer(cfg, ds, "unused", progress=False, seed=3)
+    after = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(), torch.get_num_threads(),
+             torch.are_deterministic_algorithms_enabled())
+    assert torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+    # the seed alone decides the initial weights, whatever the global RNG holds
+    torch.manual_seed(999)
+    t2 = Trainer(cfg, ds, "unused", progress=False, seed=3)
+    for k, v in t1.model.state_dict().items():
+        assert torch.equal(v, t2.model.state_dict()[k]), k
+
+
+def test_fit_restores_threads_and_determinism(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    cfg = _cfg(threads=1, deterministic=True, max_steps=1)
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False).fit()
+    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+
+
+def test_max_steps_alone_decides_the_run_length(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    cfg = _cfg(max_steps=5, checkpoint_every=100, sample_every=100)  # 8 pairs / batch 4 = 2 steps per epoch
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False)
+    res = tr.fit()
+    assert res.step == 5 and (tr.epoch, tr.batch_in_epoch) == (2, 1)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["progress"]["step"] == 5  # the last step is checkpointed
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert card["steps"] == 5 and "epochs" not in card["train_config"]["train"]
+
+
+def test_named_losses_are_weighted_generically(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _cfg(loss_weights={"s1_rec": 0.0, "my_new_loss": 3.0}, lr=1e-2)
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path, progress=False)
+    defaults = getattr(tr.model, "default_loss_weights", lambda: {})()
+    assert tr.weight("s1_rec") == 0.0 and tr.weight("my_new_loss") == 3.0
+    assert tr.weight("never_heard_of") == defaults.get("never_heard_of", 1.0) == 1.0
+    if "s2_rec" in defaults:
+        assert tr.weight("s2_rec") == (cfg.train.loss_weights.get("s2_rec", defaults["s2_rec"]))
+    # s1_rec weighted 0 and nothing else in phase g1: the stage-1 decoder does not move
+    before = {k: v.clone() for k, v in tr.model.stage1.state_dict().items()}
+    original = tr.model.stage2_reconstruction
+
+    def with_extra(batch, noise):  # type: ignore[no-untyped-def]
+        losses, z, fake = original(batch, noise)
+        losses["my_new_loss"] = fake.mean()  # a loss the trainer has never heard of
+        return losses, z, fake
+
+    monkeypatch.setattr(tr.model, "stage2_reconstruction", with_extra)
+    out = tr.train_step(tr.batch(0, 0))
+    assert "my_new_loss" in out
+    for k, v in tr.model.stage1.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert tr._used_weights["my_new_loss"] == 3.0 and tr._used_weights["s1_rec"] == 0.0
