@@ -22,11 +22,19 @@ goes through this module, in this order:
 5. **One sidecar schema** (:func:`make_sidecar`, :data:`SCHEMA`, :data:`SCHEMA_VERSION`) and **one
    reproducing command** (:func:`reproducing_command`).
 
->>> plan = OutputPlan([PlannedOutput(Path("out/a.json"), [Path("out/a.png")], {"seed": 0})])  # doctest: +SKIP
->>> todo = plan.check(overwrite=False)  # doctest: +SKIP
->>> for item in todo:                                    # doctest: +SKIP
-...     write_output(item, {item.files[0]: png_writer(image)},
-...                  make_sidecar(item, record={"seed": 0}, command="ivus-sim ..."))
+Using it in a command (``augment`` does the same with its own names and request)::
+
+    target = resolve_out(out, n_images)                        # 1. the path rule
+    items = [PlannedOutput(folder / f"{name}.json", [folder / f"{name}.png"],
+                           {"command": "mine", "seed": seed, "index": i, "input": input_hash})
+             for i, name in enumerate(names)]                  # 2. plan
+    plan = OutputPlan(items)
+    todo = plan.check(overwrite)                               # 3. check (raises; [] when all done)
+    model = load_heavy_model()                                 #    heavy work only now
+    command = reproducing_command("mine", {"out": out.resolve(), "seed": seed})
+    for item in todo:                                          # 4. + 5. write
+        image, record = make_one(item.request["index"])
+        write_output(item, {item.files[0]: png_writer(image)}, make_sidecar(item, record, command))
 """
 
 from __future__ import annotations
