@@ -355,7 +355,7 @@ def test_consent_practice_with_feedback_then_study(tmp_path: Path) -> None:
         assert client.post(f"/r/{tok}/answer", data={"trial": _trial(page), "choice": choice, "confidence": "3"},
                            follow_redirects=False).status_code == 303
         fb = client.get(f"/r/{tok}").text
-        assert ("right</h1>" if p == 0 else "wrong</h1>") in fb
+        assert (": correct</h1>" if p == 0 else ": not correct</h1>") in fb
         assert f"The {key[p]['real_side']} frame was acquired in a patient" in fb
         assert ('id="practice-over"' in fb) == (p == 1)
         assert 'name="trial"' not in fb
@@ -368,7 +368,7 @@ def test_consent_practice_with_feedback_then_study(tmp_path: Path) -> None:
     for _ in range(3):
         client.post(f"/r/{tok}/answer", data={"trial": _trial(page), "choice": "left", "confidence": "2"})
         page = client.get(f"/r/{tok}").text
-        assert "wrong</h1>" not in page and "right</h1>" not in page
+        assert "correct</h1>" not in page and "Practice" not in page
     assert 'action="/r/' + tok + '/continue"' in page and "3 of 8" in page  # break after 3 main trials
     an = analyze_study(study, n_boot=10, mixed=False)
     main = [r for r in an.reads if r["kind"] == "main"]
