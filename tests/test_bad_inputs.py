@@ -136,6 +136,13 @@ def _truncated_model(tmp: Path) -> Path:
     return d
 
 
+def _truncated_checkpoint(run: Path) -> Path:
+    """A run folder whose checkpoint.pt is cut short (a run killed mid-save by an older version)."""
+    run.mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(np.random.default_rng(2).bytes(5000))
+    return run
+
+
 def _taken(tmp: Path) -> Path:
     p = tmp / "taken"
     p.write_text("an existing regular file\n")
@@ -281,6 +288,32 @@ def _cases() -> list[tuple[str, Build]]:
         "--out", t / "ds", *AUG])
     add("augment/labels-map-random-bytes", lambda t: ["augment", "--labels-map", _bad(t, "random-bytes", "m.yaml"),
                                                       "--out", t / "ds", *AUG])
+
+    # ---- other bad files and values
+    add("train/resume-truncated-checkpoint", lambda t: [
+        "train", "--config", "smoke", "--data", _pairs(t / "data"), "--out", _truncated_checkpoint(t / "run"),
+        "--resume", "--device", "cpu", "--no-progress"])
+    add("evaluate/reference-stats-random-bytes", lambda t: [
+        "evaluate", "--fake", _frames(t / "fake", 2, 5), "--reference-stats", _bad(t, "random-bytes", "ref.json"),
+        "--out", t / "rep", *EVAL])
+    add("simulate/tissues-missing", lambda t: ["simulate", "--phantom", _good_phantom(t), "--tissues", t / "no.yaml",
+                                               "--out", t / "o", *SIM])
+    add("generate/z-nan", lambda t: ["generate", "--phantom", _good_phantom(t), "--z", "nan,1,2", "--out", t / "o",
+                                     *GEN])
+    add("augment/randomise-unknown", lambda t: ["augment", "--randomise", "no-such-range", "--out", t / "ds", *AUG])
+    add("augment/shard-out-of-range", lambda t: ["augment", "--shard", "5/2", "--out", t / "ds", *AUG])
+    add("turing-build/consent-missing", lambda t: ["turing", "build", *_study_inputs(t), "--consent", t / "no.txt",
+                                                   "--out", t / "study", "--size", "32"])
+
+    # ---- option ranges (the parser's errors: one line too, no usage box)
+    add("generate/range-n-0", lambda t: ["generate", "--phantom", _good_phantom(t), "--out", t / "o", "--n", "0"])
+    add("phantom-random/range-n-0", lambda t: ["phantom", "random", "--n", "0", "--out", t / "o"])
+    add("evaluate/range-folds-1", lambda t: ["evaluate", "--fake", _frames(t / "fake", 2, 5), "--real",
+                                             _frames(t / "real", 2, 0), "--folds", "1", "--out", t / "rep"])
+    add("explore/range-size-1", lambda t: ["explore", "--phantom", _good_phantom(t), "--size", "1", "--out",
+                                           t / "e.png"])
+    add("train/unknown-option", lambda t: ["train", "--config", "smoke", "--data", _pairs(t / "data"), "--out",
+                                           t / "run", "--bogus"])
 
     # ---- seeds outside 0 <= seed < 2**63
     for seed in SEEDS_BAD:
