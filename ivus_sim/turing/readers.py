@@ -73,6 +73,8 @@ def ensure_links(store: Store) -> None:
 
 def _ensure(db: sqlite3.Connection) -> None:
     db.execute(_LINKS_SCHEMA)
+    # the reader pages look up per-reader events (consent, zoom, feedback) in the audit log
+    db.execute("CREATE INDEX IF NOT EXISTS audit_log_reader_event ON audit_log (reader_id, event)")
     db.execute("INSERT INTO reader_links (reader_id, serial, token, issued_ns) "
                "SELECT r.reader_id, 1, r.token, 0 FROM readers r "
                "WHERE NOT EXISTS (SELECT 1 FROM reader_links l WHERE l.reader_id = r.reader_id)")
