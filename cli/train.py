@@ -16,15 +16,16 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     @handles_errors
     def train_cmd(
-        config: Annotated[str, typer.Option(help="Training config: smoke, cpu_default, gpu, or a YAML path.")],
+        config: Annotated[str, typer.Option(help="Training config: own_data (your pairs), smoke, cpu_default, gpu, "
+                                                 "or a YAML path.")],
         data: Annotated[Path, typer.Option(help="Folder of training pairs (see docs/training.md for layouts).")],
         out: Annotated[Path, typer.Option(help="Run folder: checkpoints, logs, sample grids, model/.")],
         resume: Annotated[bool, typer.Option(help="Continue the run in --out exactly after its last checkpoint.")]
         = False,
         stage: Annotated[str, typer.Option(help="Stages to train: 1, 2 or both.")] = "both",
         device: Annotated[str, typer.Option(help="auto (CUDA if present), cpu or cuda.")] = "auto",
-        seed: Annotated[int, typer.Option(help="The one seed (init, data order, augmentation, noise).")] = 0,
-        progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+        seed: SeedOption = 0,
+        progress: ProgressOption = True,
         skip_bad: Annotated[bool, typer.Option(help="Train without the pairs that cannot be read (listed) "
                                                     "instead of refusing the data.")] = False,
     ) -> None:

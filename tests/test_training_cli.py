@@ -17,6 +17,7 @@ from ivus_sim.training.corpus import pair_paths
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_corpus_then_train_then_resume(tmp_path: Path) -> None:
     data, run = tmp_path / "corpus", tmp_path / "run"
     r = runner.invoke(app, ["corpus", "--n", "4", "--size", "32", "--out", str(data), "--seed", "3", "--no-progress"])
@@ -52,6 +53,10 @@ def test_train_user_errors_are_one_line(tmp_path: Path) -> None:
     r = runner.invoke(app, ["train", "--config", "smoke", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
                             "--device", "tpu"])
     assert r.exit_code == 2 and "device" in r.output and "tpu" in r.output
+    for seed in ("-5", str(2**63)):
+        r = runner.invoke(app, ["train", "--config", "smoke", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                                "--seed", seed])
+        assert "--seed" in _one_error_line(r) and not (tmp_path / "o").exists()
 
 
 # ----------------------------------------------------------------------------------- helpers

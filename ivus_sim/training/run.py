@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ivus_sim.device import resolve_device
 from ivus_sim.errors import IvusSimError
+from ivus_sim.seeding import check_seed
 from ivus_sim.training.card import checkout_command, corpus_command, train_command
 from ivus_sim.training.config import load_train_config
 from ivus_sim.training.data import check_pairs, data_fingerprint, discover, make_dataset
@@ -44,8 +45,7 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
     """
     if stage not in STAGE_CHOICES:
         raise IvusSimError(f"--stage must be 1, 2 or both, got {stage!r}")
-    if not 0 <= int(seed) < 2**63:
-        raise IvusSimError(f"--seed must be in 0 .. 2**63 - 1, got {seed}")
+    check_seed(seed, "--seed")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise IvusSimError(f"--out {out} is an existing file; give a folder for the run")
