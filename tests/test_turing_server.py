@@ -269,7 +269,7 @@ def test_unknown_and_revoked_links_get_403_and_answers_stay_flagged(tmp_path: Pa
     with Store(study / DB_NAME) as store:
         assert store.query("SELECT COUNT(*) AS n FROM responses WHERE reader_id = 'R01'")[0]["n"] == 4
         assert revoked_answers(store) == {("R01", 0), ("R01", 1), ("R01", 2)}  # kept, flagged
-        events = [r["event"] for r in store.query("SELECT event FROM audit_log WHERE reader_id = 'R01'")]
+        events = [r["event"] for r in store.query("SELECT event FROM audit_log WHERE reader_id = 'R01' ORDER BY seq")]
         assert "link_revoked" in events and "link_issued" in events
         assert tok not in "".join(r["payload"] for r in store.query("SELECT payload FROM audit_log"))
     # revoke without re-issue: the reader has no working link at all
@@ -304,7 +304,8 @@ def test_display_is_native_size_with_recorded_zoom(tmp_path: Path) -> None:
     with Store(study / DB_NAME) as store:
         rows = [tuple(r) for r in store.query("SELECT position, zoom, dpr FROM responses ORDER BY position")]
         assert rows == [(0, 2, 1.25), (1, 1, None)]
-        zooms = [json.loads(r["payload"]) for r in store.query("SELECT payload FROM audit_log WHERE event = 'zoom'")]
+        zooms = [json.loads(r["payload"])
+                 for r in store.query("SELECT payload FROM audit_log WHERE event = 'zoom' ORDER BY seq")]
         assert zooms == [{"zoom": 2, "position": 0}, {"zoom": 1, "position": 1}]
 
 
@@ -346,7 +347,7 @@ def test_consent_practice_with_feedback_then_study(tmp_path: Path) -> None:
     with Store(study / DB_NAME) as store:
         key = {r["position"]: r for r in store.query("SELECT position, kind, real_side, block FROM trials "
                                                      "WHERE reader_id = 'R01' ORDER BY position")}
-        events = [r["event"] for r in store.query("SELECT event FROM audit_log WHERE reader_id = 'R01'")]
+        events = [r["event"] for r in store.query("SELECT event FROM audit_log WHERE reader_id = 'R01' ORDER BY seq")]
     assert events[:3] == ["consent_declined", "consent", "start"]
     assert [key[p]["kind"] for p in (0, 1)] == ["practice", "practice"] and key[0]["block"] == -1
     for p in (0, 1):
