@@ -14,7 +14,8 @@ For each scanner ``k`` (1, 2, 3) the script, end to end and through the CLI a us
    phantoms 0-12 are the 13 training pairs (``train/00000_image.png`` + ``_label.png``), phantoms
    13-24 the 12 test frames (``test/frame_XX_image.png`` + ``frame_XX_label.png``): disjoint;
 2. ``ivus-sim train --config <config> --data train/ --out run/ --seed <seed> --device cpu`` (the
-   config the README names for your own data, ``cpu_default``, unchanged unless ``--steps``);
+   config the README names for your own data, ``own_data``, unchanged unless ``--steps``; the
+   trainer itself holds 20 % of the pairs out and measures them, recorded as ``holdout``);
 3. ``ivus-sim generate --model run/ --phantom test_labels/ --n 1`` and the same with the shipped
    default (no ``--model``) on the 12 test label maps;
 4. ``ivus-sim evaluate --real test/ --fake <generated>/ --no-features`` (the classifier two-sample
@@ -24,7 +25,9 @@ For each scanner ``k`` (1, 2, 3) the script, end to end and through the CLI a us
 Target (issue 12): mean C2ST of the trained models <= 0.70 and below the shipped default's.
 
 Every step is resumable (finished steps are skipped, an interrupted training resumes with
-``--resume``), seeded, and logged under ``--work`` (default ``runs/hidden_scanner/``, git-ignored);
+``--resume``, a finished one asked for more ``--steps`` is extended; ``--redo default`` measures a
+new embedded default on the same frames), seeded, and logged under ``--work`` (default
+``runs/hidden_scanner/``, git-ignored);
 results go to ``benchmarks/results/hidden_scanner/results.{json,md}`` and, with
 ``--write-results``, to the "Hidden-scanner test" section of ``benchmarks/RESULTS.md``.
 
@@ -138,6 +141,7 @@ class Bench:
         self.a = a
         self.work: Path = a.work
         self.env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads)}
+        self._redone: dict[tuple[Path, str], bool] = {}
 
     # ---------------------------------------------------------------- request identity
     def request(self, name: str, k: int) -> dict[str, Any]:
@@ -145,7 +149,7 @@ class Bench:
         return {"scanner": name, "index": k, "preset_sha": _sha(preset), "tissues_sha": _sha(tissues),
                 "seed": self.a.seed, "phantom_seed": self.a.seed + 100 * k, "n_train": N_TRAIN,
                 "n_test": N_TEST, "size": SIZE, "fov_mm": FOV_MM, "config": self.a.config,
-                "steps": self.a.steps, "eval": self.eval_args()}
+                "eval": self.eval_args()}
 
     def eval_args(self) -> list[str]:
         q = ["--epochs", "2", "--folds", "2"] if self.a.quick else []
@@ -209,20 +213,23 @@ class Bench:
         if "epochs" in t:  # let max_steps decide the length with a trainer that still counts epochs
             t["epochs"] = max(int(t["epochs"]), int(self.a.steps))
         t["checkpoint_every"] = min(int(t.get("checkpoint_every", 100)), max(1, self.a.steps // 2))
-        cfg["name"] = f"{cfg.get('name', Path(self.a.config).stem)}_steps{self.a.steps}"
+        cfg.setdefault("name", Path(self.a.config).stem)  # the same config but for its length
         path = d / "train_config.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return str(path)
 
     def train(self, d: Path) -> dict[str, Any]:
         marker = d / "train.json"
-        if marker.exists():
-            return json.loads(marker.read_text())
+        old = json.loads(marker.read_text()) if marker.exists() else None
+        if old is not None and old.get("steps_requested") == self.a.steps:
+            return old
         run = d / "run"
         cfg = self.train_config(d)
         cmd = cli("train", "--config", cfg, "--data", str(d / "train"), "--out", str(run),
                   "--seed", str(self.a.seed), "--device", "cpu", "--no-progress")
         log = d / "train.log"
+        # an interrupted run, or a finished one asked for other --steps: continue it (the trainer
+        # extends a run whose config asks for more steps)
         resumed = run.exists() and any(run.iterdir())
         try:
             secs = run_logged(cmd + (["--resume"] if resumed else []), log, self.env)
@@ -232,7 +239,8 @@ class Bench:
             shutil.rmtree(run)  # nothing usable to resume from: start this run afresh
             resumed = False
             secs = run_logged(cmd, log, self.env)
-        info = {"command": shown(cmd), "seconds": secs, "resumed": resumed,
+        info = {"command": shown(cmd), "seconds": secs + (old["seconds"] if old else 0.0), "resumed": resumed,
+                "steps_requested": self.a.steps,
                 "config": rel(cfg) if cfg.endswith(".yaml") else cfg, "run": rel(run)}
         card = next((p for p in (run / "model" / "model.json", run / "model.json") if p.exists()), None)
         if card is not None:
@@ -251,10 +259,18 @@ class Bench:
         marker = d / f"generate_{arm}.json"
         if arm == "floor":
             return {"command": "physics engine, same scanner, other speckle seed (see data.json)"}
+        model_key = json.loads((d / "train.json").read_text()).get("steps_requested") if arm == "trained" else None
+        if arm in self.a.redo and marker.exists() and not self._redone.get((d, arm)):
+            marker.unlink()  # --redo ARM (e.g. a new embedded default): generate and evaluate again
+            self._redone[(d, arm)] = True
         if marker.exists():
-            return json.loads(marker.read_text())
+            info = json.loads(marker.read_text())
+            if info.get("model_key") == model_key:
+                return info
         if out.exists():
-            shutil.rmtree(out)  # an interrupted generate: redo (a few seconds)
+            shutil.rmtree(out)  # an interrupted or outdated generate: redo (a few seconds)
+        if (d / f"report_{arm}").exists():
+            shutil.rmtree(d / f"report_{arm}")
         model = ["--model", str(d / "run")] if arm == "trained" else []
         cmd = cli("generate", "--phantom", str(d / "test_labels"), *model, "--n", "1", "--seed",
                   str(self.a.seed), "--size", str(SIZE), "--fov-mm", str(FOV_MM), "--device", "cpu",
@@ -265,8 +281,8 @@ class Bench:
         model_id = rec.get("model_id")
         if model_id is None and isinstance(rec.get("model"), dict):
             model_id = rec["model"].get("id") or rec["model"].get("model_id")
-        info = {"command": shown(cmd), "seconds": secs, "model_id": model_id,
-                "images": len(list(out.glob("*.png")))}
+        info = {"command": shown(cmd), "seconds": secs, "model_id": model_id, "model_key": model_key,
+                "images": len(list(out.glob("*.png"))), "source_commit": source_commit()}
         write_json(marker, info)
         return info
 
@@ -339,21 +355,25 @@ def markdown(res: dict[str, Any]) -> str:
     quick = " **(--quick: development settings, numbers meaningless)**" if res["quick"] else ""
     steps = f"`--steps {res['steps']}` (a copy of `{res['config']}` with `train.max_steps: {res['steps']}`)" \
         if res["steps"] is not None else f"`--config {res['config']}` unchanged"
+    folds = "2 folds, 2 epochs (--quick)" if res["quick"] else "4 folds by frame"
+    defaults = sorted({str(r["arms"]["default"]["generate"].get("model_id")) for r in rows if "default" in r["arms"]})
     lines = [SECTION, "",
-             f"Measured {res['date']} with `{res['command']}`{quick}; commit {res['commit']}, {res['machine']}. "
+             f"Measured {res['date']} with `{res['command']}`{quick}; code {res['commit']}, {res['machine']}. "
              f"Three scanners the shipped model never saw, made by the physics engine with the presets in "
              f"`configs/hidden_scanners/` ({N_TRAIN} training pairs + {N_TEST} test frames of disjoint random "
              f"phantoms each, {SIZE} x {SIZE} px). Training: `ivus-sim train` with {steps} on the {N_TRAIN} "
-             f"pairs; test: `ivus-sim evaluate --real test/ --fake <generated>/` (classifier two-sample test on "
-             f"polar patches, 4 folds by frame; 0.5 = indistinguishable, [Wilson 95 %]) of each model's images of "
-             f"the {N_TEST} test label maps against the scanner's own {N_TEST} test frames. *Floor*: the scanner "
-             "itself with another speckle seed (what the test gives for a perfect model).",
+             f"pairs (the trainer holds some out and measures them itself: *held-out C2ST*); test: `ivus-sim "
+             f"evaluate --real test/ --fake <generated>/ --no-features` (classifier two-sample test on polar "
+             f"patches, {folds}; 0.5 = indistinguishable, [Wilson 95 %]) of each model's images of the {N_TEST} "
+             f"test label maps against the scanner's own {N_TEST} test frames. Shipped default: "
+             f"{', '.join(f'`{m}`' for m in defaults) or '-'}. *Floor*: the scanner itself with another speckle "
+             "seed (what the test gives for a perfect model).",
              "",
              "| hidden scanner | trained on 13 frames: C2ST | shipped default: C2ST | floor (same scanner) | "
-             "trained: weighted JS | default: weighted JS | training time [min] |",
+             "held-out C2ST (pairs) | weighted JS trained / default | training [steps, min] |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        a = r["arms"]
+        a, t = r["arms"], r["train"]
 
         def cell(arm: str, a: dict[str, Any] = a) -> str:
             return f"{_f(a[arm]['c2st'])}{_ci(a[arm].get('c2st_ci'))}" if arm in a else "-"
@@ -361,8 +381,11 @@ def markdown(res: dict[str, Any]) -> str:
         def js(arm: str, a: dict[str, Any] = a) -> str:
             return _f(a[arm].get("tissue_js_weighted")) if arm in a else "-"
 
-        lines.append(f"| {r['scanner']} | {cell('trained')} | {cell('default')} | {cell('floor')} | {js('trained')} "
-                     f"| {js('default')} | {r['train']['seconds'] / 60:.1f} |")
+        h = t.get("holdout") or {}
+        hold = f"{_f(h.get('c2st'))} ({h.get('n_pairs')})" if h else "-"
+        n_steps = (t.get("card") or {}).get("steps", res["steps"] or "config")
+        lines.append(f"| {r['scanner']} | {cell('trained')} | {cell('default')} | {cell('floor')} | {hold} | "
+                     f"{js('trained')} / {js('default')} | {n_steps}, {t['seconds'] / 60:.0f} |")
     lines.append(f"| **mean** | **{_f(s['mean_c2st_trained'])}** | **{_f(s['mean_c2st_default'])}** | "
                  f"{_f(s['mean_c2st_floor'])} | | | |")
     verdict = ("met" if s["met"] else "**not met**")
@@ -370,7 +393,7 @@ def markdown(res: dict[str, Any]) -> str:
                   f"({'yes' if s['target_le_0_70'] else 'no'}) and below the shipped default's "
                   f"({'yes' if s['target_below_default'] else 'no'}): {verdict}.", ""]
     lines += ["Scanners: " + "; ".join(f"`{r['scanner']}`: {r['description']}" for r in rows) + ".", "",
-              "Per scanner, the commands (in `--work`):", "", "```bash"]
+              f"The commands of one scanner (work folder `{res['work']}`):", "", "```bash"]
     r0 = rows[0] if rows else None
     if r0 is not None:
         lines += [r0["train"]["command"], *(r0["arms"][a]["generate"]["command"] for a in ("trained", "default")
@@ -398,7 +421,7 @@ def write_section(text: str, path: Path = RESULTS) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scanners", nargs="+", default=list(SCANNERS), help="hidden scanners (configs/hidden_scanners)")
-    ap.add_argument("--config", default="cpu_default", help="training config (the README's for your own data)")
+    ap.add_argument("--config", default="own_data", help="training config (the README's for your own data)")
     ap.add_argument("--steps", type=int, help="override train.max_steps (default: the config's own)")
     ap.add_argument("--seed", type=int, default=0, help="phantoms, physics and training seed")
     ap.add_argument("--eval-seed", type=int, default=0, help="`ivus-sim evaluate --seed`")
@@ -406,6 +429,8 @@ def main() -> None:
     ap.add_argument("--features", action="store_true", help="also compute Fréchet/KID (slower)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of every step")
     ap.add_argument("--jobs", type=int, default=1, help="trainings run at once (one process each)")
+    ap.add_argument("--redo", nargs="+", default=[], choices=("default", "trained"),
+                    help="generate and evaluate these arms again (e.g. 'default' after a new embedded default)")
     ap.add_argument("--quick", action="store_true", help="development: 20 steps, 2-epoch 2-fold classifier")
     ap.add_argument("--work", type=Path, help="work folder (default runs/hidden_scanner[_quick]/)")
     ap.add_argument("--fresh", action="store_true", help="delete the work folder first")
