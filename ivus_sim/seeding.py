@@ -54,13 +54,27 @@ def check_seed(seed: Any, what: str = "--seed") -> int:
 
 
 def _key(part: str | int) -> int:
-    if isinstance(part, int):
-        return part & 0xFFFFFFFF
+    if isinstance(part, int | np.integer):
+        return int(part) & 0xFFFFFFFF
     return int.from_bytes(hashlib.sha256(part.encode()).digest()[:4], "little")
 
 
 #: marks the high 32 bits of a seed >= 2**32 in the entropy (so it cannot read as a stream index)
 _HIGH = _key("ivus-sim/seed-high-bits")
+#: marks a stream index outside 0 <= i < 2**32 (its full value follows, so 2**32 is not index 0)
+_WIDE = _key("ivus-sim/wide-stream-index")
+
+
+def _stream_words(part: str | int) -> list[int]:
+    if isinstance(part, int | np.integer) and not 0 <= int(part) < 2**32:
+        v = int(part)
+        words = [_WIDE, 1 if v < 0 else 0]
+        v = abs(v)
+        while v:
+            words.append(v & 0xFFFFFFFF)
+            v >>= 32
+        return words
+    return [_key(part)]  # unchanged since the first release
 
 
 def _seed_words(seed: int) -> list[int]:
@@ -76,7 +90,7 @@ def derive_seed(seed: int, *stream: str | int) -> int:
     Raises:
         IvusSimError: ``seed`` is not an integer ``0 <= seed < 2**63``.
     """
-    ss = np.random.SeedSequence([*_seed_words(seed), *(_key(p) for p in stream)])
+    ss = np.random.SeedSequence([*_seed_words(seed), *(w for p in stream for w in _stream_words(p))])
     return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) >> 1
 
 

@@ -106,8 +106,18 @@ def test_seed_2_pow_32_does_not_alias_seed_0():
         torch.randint(0, 1 << 30, (4,), generator=torch_generator(0)).tolist()
 
 
+def test_wide_stream_indices_do_not_alias():
+    base = rng(0, "phantom", 0).integers(1 << 30, size=4).tolist()
+    for idx in (2**32, 2**40, -1, -(2**32)):
+        assert rng(0, "phantom", idx).integers(1 << 30, size=4).tolist() != base
+    assert derive_seed(0, "p", -1) != derive_seed(0, "p", 2**32 - 1)
+    assert derive_seed(0, "p", np.int64(3)) == derive_seed(0, "p", 3)
+
+
 def test_small_seeds_keep_their_draws():
     # fixed since the first release: changing these silently changes every published result
+    assert derive_seed(0, "phantom", 3) == 5031156708858364651
+    assert derive_seed(7, "augment-image", 5) == 1870888517016940541
     assert derive_seed(0) == derive_seed(np.int64(0))
     assert rng(0, "phantom", 3).integers(1000) == rng(0, "phantom", 3).integers(1000)
 
