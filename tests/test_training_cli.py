@@ -229,3 +229,36 @@ def test_run_ends_with_realism_on_held_out_pairs(tmp_path: Path) -> None:
     held = set(card["training_data"]["pairs_held_out"])
     assert len(held) == 2 and not held & set(card["training_data"]["pairs_used"])  # never trained on
     assert card["training_data"]["n_pairs"] == 6
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_finishes_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    """A real SIGKILL mid-run (after the first checkpoint, wherever the writers are), then --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = _pairs(tmp_path / "data", n=4)
+    cfg = _config(tmp_path, max_steps=30, checkpoint_every=1, sample_every=1)
+    out = tmp_path / "run"
+    args = ["-m", "ivus_sim.cli.main", "train", "--config", str(cfg), "--data", str(data), "--out", str(out),
+            "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and p.poll() is None:  # wait for progress, not for a fixed time
+        if (out / "checkpoint.pt").exists() and (out / "log.jsonl").exists() and \
+                len((out / "log.jsonl").read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    r = subprocess.run([sys.executable, *args, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [q for q in out.rglob(".*") if ".tmp" in q.name] == []
+    steps = [json.loads(ln)["step"] for ln in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 31))
+    assert json.loads((out / "model" / "model.json").read_text())["steps"] == 30
