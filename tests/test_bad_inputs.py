@@ -380,10 +380,6 @@ CASES = _cases()
 
 #: cases that still fail the contract, with the owner of the fix (xfail, strict=False: a fix shows as XPASS)
 XFAIL: dict[str, str] = {
-    "corpus/out-existing-file": "H1: corpus --out through outputs.resolve_out (FileExistsError traceback)",
-    "corpus/preset-negative-frequency": "H1: corpus creates its --out folder before the preset is checked",
-    "corpus/seed-5": "H1: corpus --seed as SeedOption (checked only once the run has started)",
-    "corpus/seed922": "H1: corpus --seed as SeedOption (checked only once the run has started)",
     "augment/truncated-model": "H7: augment writes augment.json before the model is loaded",
     "augment/seed922": "H7: augment --seed as SeedOption (2**63 passes the option and leaves augment.json)",
 }
