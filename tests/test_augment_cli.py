@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from ivus_sim.cli.main import app
@@ -78,6 +79,7 @@ def test_cli_default_engine_is_the_embedded_learned_model(tmp_path):
     assert [r["engine"] for r in rows] == ["learned:default"] * 2
 
 
+@pytest.mark.slow
 def test_cli_randomise_scanner_and_bad_ranges_file(tmp_path):
     out = tmp_path / "r"
     res = runner.invoke(app, ["augment", "--n", "2", "--out", str(out), "--engine", "physics", "--size", "32",
@@ -92,3 +94,21 @@ def test_cli_randomise_scanner_and_bad_ranges_file(tmp_path):
     assert res.exit_code == 2
     assert "error: bad.yaml: fov_mm: low 12 > high 8" in res.output
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_sidecar_command_remakes_the_case_in_an_empty_folder(tmp_path, monkeypatch):
+    import shlex
+
+    out = tmp_path / "d"
+    res = runner.invoke(app, [*BASE, "--n", "3", "--out", str(out), "--format", "png", "--randomise", "scanner"])
+    assert res.exit_code == 0, res.output
+    sc = json.loads((out / "imagesTr/ivus_000001.json").read_text())
+    assert sc["schema"] == "ivus-sim/output" and sc["command"].startswith("ivus-sim augment --n 2 --out .")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    res = runner.invoke(app, [*shlex.split(sc["command"])[1:], "--workers", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    for rel in ("imagesTr/ivus_000001.png", "labelsTr/ivus_000001.png", "imagesTr/ivus_000001.json"):
+        assert (fresh / rel).read_bytes() == (out / rel).read_bytes()

@@ -48,6 +48,7 @@ def test_processing_follows_the_frequency():
     assert p_hi.processing.tgc_db_per_cm > p_lo.processing.tgc_db_per_cm
 
 
+@pytest.mark.slow
 def test_every_case_is_reproducible_from_its_sidecar_physics(tmp_path):
     _run(tmp_path / "d")
     seen = set()
@@ -65,6 +66,7 @@ def test_every_case_is_reproducible_from_its_sidecar_physics(tmp_path):
     assert "scanner.centre_frequency_mhz" in rows[0]
 
 
+@pytest.mark.slow
 def test_randomised_learned_case_is_reproducible_from_its_sidecar(tmp_path):
     _run(tmp_path / "l", engine=Engine.LEARNED, n=2)
     sc = json.loads((tmp_path / "l/imagesTr/ivus_000001.json").read_text())
@@ -73,6 +75,7 @@ def test_randomised_learned_case_is_reproducible_from_its_sidecar(tmp_path):
     assert sc["simulator"]["z_fixed"] == "z1+z2"
 
 
+@pytest.mark.slow
 def test_randomised_and_plain_runs_differ_and_resume_checks_the_ranges(tmp_path):
     _run(tmp_path / "r", n=2)
     with pytest.raises(IvusSimError, match="different randomise"):

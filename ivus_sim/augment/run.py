@@ -54,6 +54,7 @@ from ivus_sim.augment.phantoms import PhantomSource
 from ivus_sim.augment.randomise import ScannerRanges, sample_scanner
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import array_hash, write_json
+from ivus_sim.outputs import PlannedOutput, make_sidecar, reproducing_command
 from ivus_sim.seeding import derive_seed
 
 __all__ = ["Shard", "AugmentConfig", "AugmentReport", "run_augment", "regenerate_case", "image_seed",
@@ -224,7 +225,7 @@ class _CaseMaker:
             image, record = render(self.simulator, frame.labels, s, frame.geometry.fov_mm)
         task = self.mapping.apply(frame.labels)
         paths = self.layout.paths(index)
-        sidecar = {
+        record = {
             "kind": "ivus-sim augment case",
             "index": index,
             "case_id": paths.case_id,
@@ -241,6 +242,12 @@ class _CaseMaker:
             "run": self.run_record,
             "regenerate": "ivus_sim.augment.regenerate_case(<this sidecar>)",
         }
+        # the one sidecar schema of ivus_sim.outputs; the command remakes the whole dataset (resumable)
+        root = Path(self.config.out)
+        item = PlannedOutput(root / paths.sidecar, [root / paths.image, root / paths.label],
+                             {"run": self.run_record, "index": index})
+        sidecar = make_sidecar(item, record, _command(self.config, index),
+                               files={"image": Path(paths.image).name, "label": f"../{paths.label}"})
         return image, task, sidecar
 
     def make(self, index: int) -> ManifestRow:
@@ -295,6 +302,23 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------- the run
+
+
+def _command(config: AugmentConfig, index: int) -> str:
+    """The ``ivus-sim augment`` command line that remakes case ``index`` (with the cases before it) when
+    run in an empty folder (``--n index+1 --out .``: the sidecar does not depend on where the dataset
+    lies or how far it was extended)."""
+    eng = config.engine
+    mapping = config.labels_map
+    return reproducing_command("augment", {
+        "n": index + 1, "out": ".", "seed": config.seed, "engine": eng.engine.value,
+        "preset": eng.preset if eng.engine is Engine.PHYSICS else None,
+        "model": str(Path(eng.model).resolve()) if eng.model is not None else None,
+        "phantoms": str(Path(config.phantoms).resolve()) if config.phantoms is not None else None,
+        "size": config.size, "fov_mm": config.fov_mm if config.phantoms is None else None,
+        "format": config.fmt.value, "layout": config.layout.value,
+        "labels_map": mapping.name if mapping is not None else None,
+        "randomise": config.randomise.name if config.randomise is not None else None})
 
 
 def _run_record(config: AugmentConfig, source: PhantomSource) -> dict[str, Any]:
