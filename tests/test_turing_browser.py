@@ -21,7 +21,7 @@ from ivus_sim.turing.modes import StudyMode
 from ivus_sim.turing.store import DB_NAME, Store
 from ivus_sim.turing.study import StudyConfig, build_study
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

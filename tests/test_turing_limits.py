@@ -22,7 +22,7 @@ from ivus_sim.turing.server import MAX_BODY_BYTES
 from ivus_sim.turing.store import DB_NAME, Store
 from ivus_sim.turing.study import StudyConfig, build_study
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 CHUNK = b"confidence=" + b"9" * (64 * 1024 - 11)
 
 

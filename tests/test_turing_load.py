@@ -19,7 +19,7 @@ from ivus_sim.turing.demo import make_demo_images
 from ivus_sim.turing.store import DB_NAME, Store
 from ivus_sim.turing.study import StudyConfig, build_study
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _stop(proc: subprocess.Popen) -> None:
