@@ -136,6 +136,27 @@ def _truncated_model(tmp: Path) -> Path:
     return d
 
 
+def _nifti_pairs_with_bad(folder: Path, kind: str, which: str) -> Path:
+    """Two NIfTI pullback pairs (32 x 32 x 2); pullback ``b``'s ``which`` volume is bad."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.stack([_labels(32, i) for i in range(2)], -1)
+    images = np.stack([_frame(32, i) for i in range(2)], -1)
+    for stem in ("a", "b"):
+        _nifti(folder / f"{stem}_label.nii.gz", labels)
+        _nifti(folder / f"{stem}_image.nii.gz", images)
+    bad = folder / f"b_{which}.nii.gz"
+    if kind == "nan-nifti":
+        _nifti(bad, np.full((32, 32, 2), np.nan, np.float32))
+    elif kind == "4d-nifti":
+        _nifti(bad, np.ones((32, 32, 2, 2), np.uint8))
+    elif kind == "truncated-nifti":
+        data = bad.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    else:
+        _bad(folder, kind, bad.name)
+    return folder
+
+
 def _truncated_checkpoint(run: Path) -> Path:
     """A run folder whose checkpoint.pt is cut short (a run killed mid-save by an older version)."""
     run.mkdir(parents=True)
@@ -289,6 +310,13 @@ def _cases() -> list[tuple[str, Build]]:
     add("augment/labels-map-random-bytes", lambda t: ["augment", "--labels-map", _bad(t, "random-bytes", "m.yaml"),
                                                       "--out", t / "ds", *AUG])
 
+    # ---- NIfTI pullback training pairs (<name>_image.nii.gz + <name>_label.nii.gz)
+    for which, kind in (("label", "nan-nifti"), ("label", "4d-nifti"), ("label", "random-bytes"),
+                        ("image", "random-bytes"), ("image", "truncated-nifti"), ("image", "nan-nifti")):
+        add(f"train/nifti-{which}-{kind}", lambda t, w=which, k=kind: [
+            "train", "--config", "smoke", "--data", _nifti_pairs_with_bad(t / "data", k, w), "--out", t / "run",
+            "--device", "cpu", "--no-progress"])
+
     # ---- other bad files and values
     add("train/resume-truncated-checkpoint", lambda t: [
         "train", "--config", "smoke", "--data", _pairs(t / "data"), "--out", _truncated_checkpoint(t / "run"),
@@ -382,6 +410,10 @@ CASES = _cases()
 XFAIL: dict[str, str] = {
     "augment/truncated-model": "H7: augment writes augment.json before the model is loaded",
     "augment/seed922": "H7: augment --seed as SeedOption (2**63 passes the option and leaves augment.json)",
+    "train/nifti-label-random-bytes": "H2: training.data._discover_nifti: nib.load of an undecodable file raises "
+                                      "ImageFileError (traceback)",
+    "train/nifti-image-random-bytes": "H2: training.data._discover_nifti: nib.load of an undecodable file raises "
+                                      "ImageFileError (traceback)",
 }
 
 
