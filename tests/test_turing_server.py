@@ -424,3 +424,33 @@ def test_single_image_mode_serving_and_storage(tmp_path: Path) -> None:
     assert [(r["position"], r["choice"], r["confidence"]) for r in reads] == \
         [(k, "real" if k % 3 else "simulated", k % 5 + 1) for k in range(n)]
     assert all(r["truth"] in ("real", "simulated") for r in reads)
+
+
+def test_single_image_pages_do_not_depend_on_the_truth(tmp_path: Path) -> None:
+    from ivus_sim.turing.modes import StudyMode
+
+    study, readers = _small_study(tmp_path, mode=StudyMode.SINGLE, n_practice=2, n_catch=1, block_size=100)
+    client = TestClient(create_app(study))
+    with Store(study / DB_NAME) as store:
+        image_of = {r["token"]: (r["left_image"], r["kind"]) for r in store.query("SELECT * FROM trials")}
+        used = {r["left_image"] for r in store.query("SELECT left_image FROM trials WHERE kind != 'practice'")}
+        practice = {r["left_image"] for r in store.query("SELECT left_image FROM trials WHERE kind = 'practice'")}
+    assert practice and not practice & used  # feedback reveals practice images: they appear nowhere else
+    pages: set[str] = set()
+    sizes: set[int] = set()
+    headers: list[dict[str, str]] = []
+    for tok in readers.values():
+        page = _begin(client, tok)
+        while "Thank you" not in page:
+            if 'action="/r/' + tok + '/feedback"' in page:
+                client.post(f"/r/{tok}/feedback")
+            else:
+                trial = _trial(page)
+                if image_of[trial][1] != "practice":
+                    pages.add(re.sub(r"\d+", "N", _strip_tokens(page)))
+                    img = client.get(re.findall(r'src="(/r/[^"]+/i/[^"]+)"', page)[0])
+                    sizes.add(len(img.content))
+                    headers.append({k: v for k, v in img.headers.items()})
+                client.post(f"/r/{tok}/answer", data={"trial": trial, "choice": "real", "confidence": "3"})
+            page = client.get(f"/r/{tok}").text
+    assert len(pages) == 1 and len(sizes) == 1 and all(h == headers[0] for h in headers)
