@@ -159,6 +159,9 @@ def _generate(phantom: Path, out: Path, n: int, seed: int, z: str | None, size: 
                                                    else ImageFormat.NIFTI):
         raise IvusSimError(f"--out {out} names one {target.suffix} file; --format {fmt.value} cannot write it there")
     phantoms = [read_phantom(f, size=size, fov_mm=fov_mm) for f in files]
+    if target.kind is OutKind.FILE and target.suffix == ".png" and phantoms[0].n_frames > 1:
+        raise IvusSimError(f"--out {out} names one PNG, but {files[0].name} is a pullback of {phantoms[0].n_frames} "
+                           "frames; give a folder or a .nii.gz file")
 
     # 2. what makes each image (compared with existing sidecars: resume / overwrite), without loading a model
     if engine is Engine.PHYSICS:

@@ -172,6 +172,15 @@ def test_single_file_output(tmp_path: Path, phantom_png: Path, model_dir: Path) 
     code, _, _ = run("generate", "--phantom", phantom_png, "--out", out, "--n", "1", "--size", "48",
                      "--model", model_dir)
     assert code == 0 and out.is_file() and (tmp_path / "one.json").is_file()
+    vol = tmp_path / "src" / "pull.nii.gz"
+    write_phantom(vol, read_phantom_from_array(np.repeat(random_phantom(1, size=40).labels, 3, axis=0)))
+    code, _, stderr = run("generate", "--phantom", vol, "--out", tmp_path / "pull.png", "--n", "1", "--size", "40",
+                          "--model", model_dir)
+    assert code == 2 and "pullback of 3 frames" in stderr
+    code, _, stderr = run("generate", "--phantom", vol, "--out", tmp_path / "pull.nii.gz", "--n", "1", "--size", "40",
+                          "--model", model_dir)
+    assert code == 0, stderr
+    assert sorted(p.name for p in tmp_path.glob("pull.*")) == ["pull.json", "pull.nii.gz"]
 
 
 @pytest.mark.parametrize(
