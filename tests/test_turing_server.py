@@ -199,7 +199,7 @@ def test_answer_fields_are_validated_never_500(tmp_path: Path) -> None:
     form = "application/x-www-form-urlencoded"
     bad = [
         {"trial": trial, "choice": "left", "confidence": "\u00b2"},  # superscript two: str.isdigit() is True
-        {"trial": trial, "choice": "left", "confidence": "9" * 4000},
+        {"trial": trial, "choice": "left", "confidence": "9" * 5000},  # int() refuses > 4300 digits: was a 500
         {"trial": trial, "choice": "left", "confidence": "3" * 40},
         {"trial": trial, "choice": "left", "confidence": "0"},
         {"trial": trial, "choice": "left", "confidence": "6"},
@@ -212,15 +212,15 @@ def test_answer_fields_are_validated_never_500(tmp_path: Path) -> None:
         {"trial": trial, "choice": "real"},  # a single-image answer in a 2AFC study
         {"trial": trial, "choice": "LEFT"},
         {"trial": trial},
-        {"trial": "x" * 3000, "choice": "left"},
+        {"trial": "x" * 5000, "choice": "left"},
         {"trial": "../../etc", "choice": "left"},
         {"trial": trial, "choice": "left", "extra": "1"},
     ]
     for data in bad:
         r = client.post(f"/r/{tok}/answer", data=data, follow_redirects=False)
         assert r.status_code == 400, (data, r.status_code)
-    # over the 4 kB body limit: 413 (int() of the 5,000-digit confidence would have raised: a 500 before)
-    for data in ({"trial": trial, "choice": "left", "confidence": "9" * 5000}, {"trial": "x" * 5000, "choice": "left"}):
+    # over the 8 kB body limit: 413
+    for data in ({"trial": trial, "choice": "left", "confidence": "9" * 9000}, {"trial": "x" * 9000, "choice": "left"}):
         assert client.post(f"/r/{tok}/answer", data=data, follow_redirects=False).status_code == 413
     raw = [
         (f"trial={trial}&choice=left&choice=right", form, 400),  # a field twice

@@ -67,7 +67,7 @@ SECURITY_HEADERS = {
                                 "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
 }
 #: the largest request body accepted (an answer form is < 200 bytes)
-MAX_BODY_BYTES = 4096
+MAX_BODY_BYTES = 8192
 #: the labelled confidence scale shown after the choice
 CONFIDENCE_SCALE = ((1, "guess"), (2, "unsure"), (3, "fairly sure"), (4, "sure"), (5, "certain"))
 #: display scales a reader can choose (integer: every image pixel becomes zoom x zoom screen pixels)
