@@ -45,8 +45,8 @@ def test_encoder_codes_match_the_prior_after_training(tmp_path: Path) -> None:
         base,
         model=dataclasses.replace(base.model, n_angles=16, n_samples=16, z1_dim=1, latent_hidden=64,
                                   prior=Prior.GAUSSIAN),
-        train=dataclasses.replace(base.train, batch_size=128, epochs=10_000, max_steps=250, lr=1e-3, lr_d=1e-3,
-                                  log_every=25, checkpoint_every=10_000),
+        train=dataclasses.replace(base.train, batch_size=128, max_steps=250, lr=1e-3, lr_d=1e-3,
+                                  log_every=25, checkpoint_every=10_000, sample_every=10_000),
         data=dataclasses.replace(base.data, augment=Augmentation(rotate=False, gain=0.0, gamma=0.0)),
     )
     held_out = collate(_samples(512, seed=1))
