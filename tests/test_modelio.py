@@ -95,3 +95,22 @@ def test_weights_package_holds_no_code() -> None:
     src = (Path(__file__).resolve().parents[1] / "ivus_sim" / "weights" / "__init__.py").read_text()
     assert "import torch" not in src and "training" not in src.split('"""')[-1]
     assert "def load" not in src and "def save" not in src and "def export" not in src
+
+
+def test_exported_run_is_a_generator_only_model_file(tmp_path: Path) -> None:
+    from ivus_sim.training.data import make_dataset
+    from ivus_sim.training.export import export_checkpoint
+    from ivus_sim.training.synthetic import toy_pairs
+    from ivus_sim.training.trainer import Trainer
+
+    cfg = load_train_config("smoke")
+    tr = Trainer(cfg, make_dataset(toy_pairs(4, 32, seed=0), (32, 16)), tmp_path / "run", progress=False)
+    tr.fit(stop_after=2)
+    w = export_checkpoint(tmp_path / "run", tmp_path / "rel", {"commands": ["x"]})
+    card = json.loads((tmp_path / "rel" / CARD_NAME).read_text())
+    assert w.name == WEIGHTS_NAME and card["generator_only"] and card["steps"] == 2 and card["commands"] == ["x"]
+    m = load_model(tmp_path / "rel")
+    for name, mod in m.generator_modules().items():
+        ref = getattr(tr.model, name).state_dict()
+        for k, v in mod.state_dict().items():
+            assert torch.equal(v, ref[k].cpu()), (name, k)
