@@ -29,6 +29,10 @@ __all__ = [
     "make_demo_images",
     "analyze_single_image",
     "SingleRead",
+    "StudyMode",
+    "list_readers",
+    "add_readers",
+    "revoke_reader",
 ]
 
 _WHERE = {
@@ -44,6 +48,10 @@ _WHERE = {
     "make_demo_images": "ivus_sim.turing.demo",
     "analyze_single_image": "ivus_sim.turing.single_analysis",
     "SingleRead": "ivus_sim.turing.single_analysis",
+    "StudyMode": "ivus_sim.turing.modes",
+    "list_readers": "ivus_sim.turing.readers",
+    "add_readers": "ivus_sim.turing.readers",
+    "revoke_reader": "ivus_sim.turing.readers",
 }
 
 
