@@ -454,3 +454,22 @@ def test_single_image_pages_do_not_depend_on_the_truth(tmp_path: Path) -> None:
                 client.post(f"/r/{tok}/answer", data={"trial": trial, "choice": "real", "confidence": "3"})
             page = client.get(f"/r/{tok}").text
     assert len(pages) == 1 and len(sizes) == 1 and all(h == headers[0] for h in headers)
+
+
+def test_custom_consent_and_debrief_texts(tmp_path: Path) -> None:
+    study, readers = _small_study(tmp_path, n_pairs=2, consent_text="Study <X> of the lab.\n\nYou may stop.",
+                                  debrief_text="Thanks & goodbye.\n\n\nContact: lab@example.org")
+    client = TestClient(create_app(study))
+    tok = readers["R01"]
+    page = client.get(f"/r/{tok}").text
+    assert "<p>Study &lt;X&gt; of the lab.</p>" in page and "<p>You may stop.</p>" in page  # escaped paragraphs
+    assert "Taking part is voluntary" not in page  # the built-in text is replaced
+    page = _begin(client, tok)
+    while "Thank you" not in page:
+        client.post(f"/r/{tok}/answer", data={"trial": _trial(page), "choice": "left", "confidence": "3"})
+        page = client.get(f"/r/{tok}").text
+    assert "<p>Thanks &amp; goodbye.</p>" in page and "<p>Contact: lab@example.org</p>" in page
+    with Store(study / DB_NAME) as store:
+        consent = [json.loads(r["payload"]) for r in store.query("SELECT payload FROM audit_log WHERE event = "
+                                                                  "'consent' ORDER BY seq")]
+    assert len(consent) == 1 and len(consent[0]["text_sha256"]) == 64
