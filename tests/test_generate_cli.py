@@ -248,6 +248,14 @@ def test_explore_grid_and_interpolation(tmp_path: Path, phantom_png: Path, model
     assert np.asarray(Image.open(out2)).shape == (40, 4 * 40 + 6)
     code, _, stderr = run("explore", "--phantom", phantom_png, "--out", out2, "--model", model_dir)
     assert code == 2 and "exists" in stderr
+    code, stdout, stderr = run("explore", "--phantom", phantom_png, "--grid", "3", "--out", out, "--size", "40",
+                               "--dims", "0,9", "--model", model_dir, "--device", "cpu")
+    assert code == 0 and "nothing to do" in stdout, stderr  # an identical rerun
+    folder = tmp_path / "grids"
+    code, stdout, stderr = run("explore", "--phantom", phantom_png, "--grid", "2", "--out", folder, "--size", "40",
+                               "--model", model_dir, "--device", "cpu")
+    assert code == 0, stderr
+    assert files_in(folder) == ["vessel_explore.json", "vessel_explore.png"]
 
 
 @pytest.mark.skipif(not has_default_model(), reason="no embedded default model shipped in ivus_sim/weights yet")
