@@ -71,8 +71,11 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
     cmd = command if command is not None else train_command(config, data, out, seed=seed, stage=stage,
                                                             device=device, skip_bad=skip_bad)
     commands = [c for c in (checkout_command(), corpus_command(data), cmd) if c]
-    info = {"pairs_used": [r.name for r in train_refs], "pairs_held_out": [r.name for r in held_out],
-            "pairs_skipped": skipped}
+    info: dict[str, object] = {"pairs_used": [r.name for r in train_refs],
+                               "pairs_held_out": [r.name for r in held_out], "pairs_skipped": skipped}
+    if cfg.evaluate.holdout_fraction > 0 and not held_out:
+        info["holdout_note"] = (f"no pairs held out: {len({r.image for r in refs})} image file(s), and at least "
+                                f"evaluate.min_train={cfg.evaluate.min_train} pairs must stay for training")
     dataset = make_dataset(train_refs, (cfg.model.n_angles, cfg.model.n_samples), cfg.data.target,
                            progress=progress and rank == 0)
     with process_group(dev):
