@@ -7,7 +7,8 @@ contract for user errors:
 * exit status 2;
 * exactly one non-empty line on stderr, starting with ``error:``;
 * no traceback anywhere;
-* no file or folder left behind (the folder holds exactly what it held before the command).
+* no file or folder left behind (the folder holds exactly what it held before the command);
+* where the culprit is known, the line names it (the bad file, option or config field).
 
 Bad inputs: missing, empty, truncated, random bytes, a photograph (where a label map is expected),
 1 x 1, unknown tissue ids, NaN / 4-D NIfTI, an existing regular file as ``--out``, a truncated
@@ -154,6 +155,32 @@ def _nifti_pairs_with_bad(folder: Path, kind: str, which: str) -> Path:
         bad.write_bytes(data[: len(data) // 2])
     else:
         _bad(folder, kind, bad.name)
+    return folder
+
+
+def _ids_labels(folder: Path) -> Path:
+    """A labels folder (for evaluate --labels) whose maps hold an unknown tissue id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(2):
+        lab = _labels(64, i)
+        lab[lab == Tissue.FIBROUS] = 42
+        Image.fromarray(lab).save(folder / f"frame_{i:02d}_label.png")
+    return folder
+
+
+def _challenge(folder: Path, bad_contour: bool = False, bad_frame: bool = False) -> Path:
+    """A 2011-challenge style folder: one frame PNG with lumen and media contour files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n, name = 48, "frame_01_0001_003"
+    if bad_frame:
+        (folder / f"{name}.png").write_bytes(np.random.default_rng(3).bytes(2000))
+    else:
+        Image.fromarray(np.zeros((n, n), np.uint8)).save(folder / f"{name}.png")
+    t = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    for prefix, r in (("lum", 9.0), ("med", 18.0)):
+        pts = "\n".join(f"{23.5 + r * np.cos(a):.2f},{23.5 + r * np.sin(a):.2f}" for a in t)
+        (folder / f"{prefix}_{name}.txt").write_text("12,abc\nnot numbers\n" if bad_contour and prefix == "med"
+                                                      else pts)
     return folder
 
 
@@ -317,6 +344,22 @@ def _cases() -> list[tuple[str, Build]]:
             "train", "--config", "smoke", "--data", _nifti_pairs_with_bad(t / "data", k, w), "--out", t / "run",
             "--device", "cpu", "--no-progress"])
 
+    # ---- more inputs: label folders, folder-in generation, challenge contours
+    add("evaluate/labels-unknown-ids", lambda t: [
+        "evaluate", "--fake", _frames(t / "fake", 2, 5, False), "--labels", _ids_labels(t / "labs"),
+        "--reference-stats", "builtin", "--out", t / "rep", *EVAL])
+    add("turing-build/fake-1x1", lambda t: [
+        "turing", "build", "--real", _frames(t / "real", 4, 0, False), "--fake",
+        _bad_in_frames(t / "fake", "1x1", n=3, labels=False), "--out", t / "study", "--size", "32"])
+    add("generate/phantom-folder-with-bad", lambda t: [
+        "generate", "--phantom", _bad_phantom_folder(t / "ph", "unknown-ids"), "--out", t / "o", *GEN])
+    add("simulate/phantom-folder-with-bad", lambda t: [
+        "simulate", "--phantom", _bad_phantom_folder(t / "ph", "truncated"), "--out", t / "o", *SIM])
+    add("phantom-from-challenge/bad-contour", lambda t: [
+        "phantom", "from-challenge", _challenge(t / "ch", bad_contour=True), "--out", t / "o", "--no-progress"])
+    add("phantom-from-challenge/frame-random-bytes", lambda t: [
+        "phantom", "from-challenge", _challenge(t / "ch", bad_frame=True), "--out", t / "o", "--no-progress"])
+
     # ---- other bad files and values
     add("train/resume-truncated-checkpoint", lambda t: [
         "train", "--config", "smoke", "--data", _pairs(t / "data"), "--out", _truncated_checkpoint(t / "run"),
@@ -406,6 +449,44 @@ def _pairs_with_bad(folder: Path, kind: str, which: str) -> Path:
 
 CASES = _cases()
 
+
+def _expected(name: str) -> str | None:
+    """What the one error line must name for case ``name`` (the bad file, option or field), if known."""
+    command, what = name.split("/", 1)
+    kind = what.split("-", 1)[1] if "-" in what else what
+    if command in ("generate", "generate-physics", "simulate", "explore") and what.startswith("phantom-") \
+            and kind in BAD_FILES:
+        return BAD_FILES[kind][0]
+    if command == "phantom-show" and what in BAD_FILES:
+        return BAD_FILES[what][0]
+    if command == "augment" and what.startswith("phantoms-"):
+        return "nope" if kind == "missing" else BAD_FILES[kind][0]
+    if command == "train" and what.split("-", 1)[0] in ("label", "image"):
+        return f"p9_{what.split('-', 1)[0]}.png"
+    if command == "train" and what.startswith("nifti-"):
+        return f"b_{what.split('-')[1]}.nii.gz"
+    if command == "evaluate" and what.split("-", 1)[0] in ("fake", "real") and kind in FRAME_BAD:
+        return "frame_02_image.png"
+    if command == "turing-build" and what.split("-", 1)[0] in ("fake", "real") and kind in FRAME_BAD:
+        return "frame_03_image.png"
+    if what == "out-existing-file":
+        return "taken"
+    if what == "truncated-model":
+        return "model.safetensors"
+    if what.startswith("config-") and "=" in what:
+        return what[len("config-"):].split("=")[0]
+    if what.startswith("seed"):
+        return "seed"
+    if what.startswith("preset-negative-frequency"):
+        return "centre_frequency_mhz"
+    return {"evaluate/reference-stats-random-bytes": "ref.json",
+            "simulate/tissues-bad-value": "reference_frequency_mhz", "evaluate/labels-unknown-ids": "42",
+            "train/resume-truncated-checkpoint": "checkpoint.pt",
+            "simulate/tissues-missing": "no.yaml", "turing-build/consent-missing": "no.txt",
+            "phantom-from-challenge/bad-contour": "med_frame_01_0001_003.txt",
+            "phantom-from-challenge/frame-random-bytes": "frame_01_0001_003.png"}.get(name)
+
+
 #: cases that still fail the contract, with the owner of the fix (xfail, strict=False: a fix shows as XPASS)
 XFAIL: dict[str, str] = {
     "augment/truncated-model": "H7: augment writes augment.json before the model is loaded",
@@ -437,6 +518,8 @@ def test_bad_input(name: str, build: Build, tmp_path: Path) -> None:
     assert res.exit_code == 2, detail
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), detail
+    expect = _expected(name)
+    assert expect is None or expect in lines[0], f"the error should name {expect!r}{detail}"
     left = sorted(_tree(tmp_path) - before)
     assert not left, f"left behind: {left}{detail}"
 

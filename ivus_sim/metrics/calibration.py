@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import Interp, sample_polar
 from ivus_sim.tissues import TISSUES, Tissue
 
@@ -202,12 +203,23 @@ def compare_stats(stats: dict[str, Any], reference: dict[str, Any]) -> dict[str,
 
 
 def load_reference_stats(path: str | Path | None = None) -> dict[str, Any]:
-    """Load reference figures (default: the shipped real 20 MHz VH-IVUS figures)."""
+    """Load reference figures (default: the shipped real 20 MHz VH-IVUS figures).
+
+    Raises:
+        IvusSimError: the file is not UTF-8 JSON holding ``tissues`` and ``radial_profile_10`` (one line,
+            naming the file).
+    """
     if path is None:
         text = resources.files("ivus_sim.metrics").joinpath("real_20mhz_vh.json").read_text()
     else:
-        text = Path(path).read_text()
-    data: dict[str, Any] = json.loads(text)
-    if "tissues" not in data or "radial_profile_10" not in data:
-        raise ValueError(f"{path}: not a reference-statistics file (needs 'tissues' and 'radial_profile_10')")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise IvusSimError(f"{path}: not a reference-statistics file (not UTF-8 JSON text)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise IvusSimError(f"{path}: not a reference-statistics file (invalid JSON at line {e.lineno})") from None
+    if not isinstance(data, dict) or "tissues" not in data or "radial_profile_10" not in data:
+        raise IvusSimError(f"{path}: not a reference-statistics file (needs 'tissues' and 'radial_profile_10')")
     return data
