@@ -200,3 +200,20 @@ def test_own_data_extends_cpu_default_without_calibration_losses(tmp_path: Path)
     loop.write_text("extends: loop.yaml\n")
     with pytest.raises(IvusSimError, match="extends itself"):
         load_train_config(loop)
+
+
+def test_bad_nifti_pullbacks_are_named_by_validation(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from ivus_sim.training.data import validate_pairs
+
+    labels, images = toy
+    save_nifti(tmp_path / "ok_label.nii.gz", labels, pixel_mm=10 / 32)
+    save_nifti(tmp_path / "ok_image.nii.gz", images, pixel_mm=10 / 32)
+    nan = images.astype(np.float32) / 255
+    nan[1, 3, 3] = np.nan
+    save_nifti(tmp_path / "nan_label.nii.gz", labels, pixel_mm=10 / 32)
+    nib.save(nib.Nifti1Image(nan.transpose(2, 1, 0), np.eye(4)), str(tmp_path / "nan_image.nii.gz"))
+    good, bad = validate_pairs(discover(tmp_path, Layout.NIFTI))
+    assert len(good) == 3 + 2  # every frame of the good pullback, the finite frames of the other
+    assert len(bad) == 1 and "nan_image.nii.gz" in bad[0][1] and "NaN" in bad[0][1]

@@ -244,6 +244,8 @@ def _nifti_volume(path: str) -> np.ndarray:
         raise IvusSimError(f"{path}: cannot read NIfTI volume ({why})") from None
     if data.ndim == 2:
         data = data[..., None]
+    if data.ndim != 3:
+        raise IvusSimError(f"{path}: expected a 2-D frame or a 3-D (x, y, frame) pullback, got shape {data.shape}")
     return np.ascontiguousarray(data[..., :].transpose(2, 1, 0))  # (F, rows, cols)
 
 
