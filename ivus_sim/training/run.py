@@ -61,8 +61,8 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
 
         for msg in skipped:
             print(f"skipped: {msg}", file=sys.stderr)
-    fingerprint = data_fingerprint(refs)
     train_refs, held_out = split_holdout(refs, cfg.evaluate, seed)
+    fingerprint = data_fingerprint(train_refs)  # what is trained on (another held-out split is other data)
     layouts = sorted({r.layout.value for r in refs})
     description = f"{len(train_refs)} pairs from {Path(data).resolve()} (layout {', '.join(layouts)})"
     corpus = Path(data) / "corpus.json"
