@@ -7,10 +7,12 @@ tissue in front of each sample); the condition is average-pooled and injected ag
 scale (as SPADE injects the label map at every resolution, Park et al. CVPR 2019). Four scales
 (1/2 ... 1/16) give a receptive field of about 100 samples along depth and 100 A-lines, which with
 the cumulative-tissue channels covers shadows, reverberation, ring-down and the catheter. The
-residual-texture part of z2 modulates the coarsest features (FiLM). The output (4 channels at
-half resolution, pixel-shuffled back to full resolution) is a residual added to the formed
-display; its last convolution is zero-initialised, so an untrained refinement changes nothing.
-Working from half resolution keeps it cheap: the speckle itself comes from the formation layer.
+residual-texture part of z2 modulates the coarsest features (FiLM). The residual added to the
+formed display is a half-resolution map upsampled bilinearly (circular along angles; no
+sub-pixel shuffling, which adversarial training turns into a checkerboard) plus one full-resolution
+3x3 filter of the formed display, the mean and the noise (sharpening or local contrast). Both
+last convolutions are zero-initialised, so an untrained refinement changes nothing. Working from
+half resolution keeps it cheap: the speckle itself comes from the formation layer.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ivus_sim.aae.layers import FiLM, PolarConv2d
+from ivus_sim.aae.layers import FiLM, PolarConv2d, polar_pad
 
 __all__ = ["RefineNet"]
 
@@ -59,9 +61,12 @@ class RefineNet(nn.Module):
         # decoder: 1x1 merge of the upsampled features with the skip, then a 3x3 (not at 1/2: the head is 3x3)
         self.up_merge = nn.ModuleList(nn.Conv2d(ch[i + 1] + ch[i], ch[i], 1) for i in reversed(range(len(ch) - 1)))
         self.up_conv = nn.ModuleList(PolarConv2d(ch[i], ch[i], 3) for i in reversed(range(1, len(ch) - 1)))
-        self.out = PolarConv2d(ch[0], 4, 3)
+        self.out = PolarConv2d(ch[0], 1, 3)
         nn.init.zeros_(self.out.conv.weight)
         nn.init.zeros_(self.out.conv.bias)  # type: ignore[arg-type]
+        self.local = PolarConv2d(in_channels, 1, 3)
+        nn.init.zeros_(self.local.conv.weight)
+        nn.init.zeros_(self.local.conv.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, cond_half: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         h = _act(self.inp(torch.cat([F.pixel_unshuffle(x, 2), cond_half], 1)))
@@ -81,4 +86,7 @@ class RefineNet(nn.Module):
             h = _act(merge(torch.cat([h, skip], 1)))
             if i < len(self.up_conv):
                 h = _act(self.up_conv[i](h))
-        return F.pixel_shuffle(self.out(h), 2)
+        res = polar_pad(self.out(h), 1, 0)  # circular context for the interpolation
+        a, s = x.shape[-2:]
+        res = F.interpolate(res, size=(a + 4, s), mode="bilinear", align_corners=False)[..., 2:-2, :]
+        return res + self.local(x)
