@@ -37,7 +37,7 @@ from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM
 from ivus_sim.io import atomic_write, save_nifti, save_png, sidecar_path, write_json
 from ivus_sim.phantom.phantom import Phantom
-from ivus_sim.tissues import PALETTE_IDS, VALID_IDS, Tissue, palette_array
+from ivus_sim.tissues import MIN_LABEL_SIZE, PALETTE_IDS, VALID_IDS, Tissue, palette_array
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -441,8 +441,10 @@ def read_phantom(path: str | Path, *, size: int | None = 256, fov_mm: float | No
 
     native = tuple(int(s) for s in raw.labels.shape)
     vol, padded = _square(raw.labels, pad, source)
-    if vol.shape[-1] < 8:
-        raise IvusSimError(f"{source}: image is only {vol.shape[-1]} pixels wide; need at least 8")
+    if vol.shape[-1] < MIN_LABEL_SIZE:
+        n = vol.shape[-1]
+        raise IvusSimError(f"{source}: phantom is {n} x {n} px; a phantom needs at least {MIN_LABEL_SIZE} x "
+                           f"{MIN_LABEL_SIZE} px")
     vol = _resample_nearest(vol, size or vol.shape[-1])
     fov = fov_mm if fov_mm is not None else (raw.fov_mm if raw.fov_mm is not None else DEFAULT_FOV_MM)
     fov_source = "argument" if fov_mm is not None else ("nifti header" if raw.fov_mm is not None else "default")
