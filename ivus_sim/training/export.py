@@ -35,6 +35,7 @@ def export_checkpoint(run_dir: str | Path, dest: str | Path, card: dict[str, Any
     model.load_state_dict({k: ck["model"][k] for k in keys}, strict=False)  # checks shapes
     full = {"name": cfg.name, "train_config": ck["config"], "steps": int(ck["progress"].get("step", 0)),
             "epochs": int(ck["progress"].get("epoch", 0)), "data_fingerprint": ck["data_fingerprint"],
+            "seed": ck.get("extra", {}).get("seed"), "stages_trained": ck.get("extra", {}).get("stages"),
             "checkpoint_code_version": ck["code_version"], "export_code_version": code_version(), **(card or {})}
     return save_model(model, dest, full, generator_only=True)
 
