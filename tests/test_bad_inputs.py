@@ -281,6 +281,11 @@ def _cases() -> list[tuple[str, Build]]:
                                          "--device", "cpu", "--no-progress"])
     add("turing-analyze/missing", lambda t: ["turing", "analyze", t / "nope", "--out", t / "rep"])
     add("turing-analyze/random-bytes", lambda t: ["turing", "analyze", _bad(t, "random-bytes"), "--out", t / "rep"])
+    add("turing-serve/missing", lambda t: ["turing", "serve", t / "nope"])
+    add("turing-readers-list/missing", lambda t: ["turing", "readers", "list", t / "nope"])
+    add("turing-readers-revoke/missing", lambda t: ["turing", "readers", "revoke", t / "nope", "R01"])
+    add("turing-power/margin-0.7", lambda t: ["turing", "power", "--margin", "0.7"])
+    add("turing-power/readers-0", lambda t: ["turing", "power", "--readers", "0"])
     add("turing-analyze/empty-folder", lambda t: ["turing", "analyze", _mkdir(t / "study"), "--out", t / "rep"])
 
     # ---- an existing regular file as --out
@@ -469,6 +474,10 @@ def _expected(name: str) -> str | None:
         return "frame_02_image.png"
     if command == "turing-build" and what.split("-", 1)[0] in ("fake", "real") and kind in FRAME_BAD:
         return "frame_03_image.png"
+    if what in ("missing", "fake-missing", "data-missing"):
+        return "nope"
+    if command == "turing-power":
+        return "--" + what.split("-")[0]
     if what == "out-existing-file":
         return "taken"
     if what == "truncated-model":
