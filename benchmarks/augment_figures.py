@@ -4,8 +4,9 @@
 
 * ``docs/figures/augment_randomise.png``: one random phantom (its tissue map first) through 11
   scanners drawn from ``--randomise scanner`` (physics engine, top rows) and through the learned
-  default model with the same draws (bottom row), each titled with its centre frequency and field
-  of view; then the hidden benchmark scanners (never used to choose the ranges).
+  default model with the same draws (middle row), each titled with its centre frequency and field
+  of view; then the benchmark's test scanners (bottom row: shipped presets, the development
+  scanners hidden_a/b and the hidden scanners hidden_c/d, never used to choose the ranges).
 * ``docs/figures/augment_phantom_stats.png``: lumen area, EEM area, plaque burden and
   eccentricity of 1,000 random phantoms (:func:`ivus_sim.phantom.random.phantom_statistics`),
   with published reference figures marked (see ``REFERENCES``) and the share of phantoms with
@@ -69,8 +70,10 @@ def randomise_figure(size: int = 160) -> Path:
         axes[1, j].set_title(f"learned, z x{sc['z_scale']:.2f}, DR {sc['dynamic_range_db']:.0f}", fontsize=9)
     axes[1, 0].text(0.5, 0.5, "learned default\n(same draws)", ha="center", va="center", fontsize=10)
     axes[2, 0].text(0.5, 0.5, "test scanners\n(benchmark)", ha="center", va="center", fontsize=10)
-    tests = [("40mhz", "40mhz (shipped)"), (str(HIDDEN / "hidden_a.yaml"), "hidden_a"),
-             (str(HIDDEN / "hidden_b.yaml"), "hidden_b"), ("20mhz", "20mhz (shipped)")]
+    tests = [("40mhz", "40mhz (shipped)"), ("20mhz", "20mhz (shipped)"),
+             (str(HIDDEN / "hidden_a.yaml"), "hidden_a (development)"),
+             (str(HIDDEN / "hidden_b.yaml"), "hidden_b (development)"),
+             (str(HIDDEN / "hidden_c.yaml"), "hidden_c (hidden)"), (str(HIDDEN / "hidden_d.yaml"), "hidden_d (hidden)")]
     for j, (preset, title) in enumerate(tests, start=1):
         img = PhysicsSimulator(load_preset(preset)).simulate(ph.labels[0], seed=5).image[0]
         axes[2, j].imshow(img, cmap="gray", vmin=0, vmax=255)
