@@ -256,6 +256,7 @@ def _patches(images, stream="c2st"):
 C2ST_FAST = C2STConfig(folds=4, epochs=20, channels=(8, 16, 32), n_bootstrap=200, n_most_fake=4)
 
 
+@pytest.mark.slow
 def test_c2st_cannot_tell_two_draws_of_the_same_simulator_apart():
     real = _patches(polar_set(8, seed=10)[0])
     fake = _patches(polar_set(8, seed=20)[0])
@@ -343,6 +344,7 @@ def test_diversity_zero_for_identical_samples_positive_for_independent_speckle()
 
 
 # ---------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_evaluate_and_report_end_to_end(tmp_path):
     ri, rl = cart_frames(4, 0)
     fi, fl = cart_frames(4, 1, shift=30)
