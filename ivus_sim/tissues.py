@@ -109,7 +109,13 @@ def tissue_by_name(name: str) -> Tissue:
 
 def check_ids(labels: np.ndarray) -> list[int]:
     """Return the sorted list of values in ``labels`` that are not tissue ids (empty when valid)."""
-    present = np.unique(labels)
+    arr = np.asarray(labels)
+    if arr.dtype == np.uint8:  # marking the 256 possible values is faster than sorting for large pullbacks
+        seen = np.zeros(256, dtype=bool)
+        seen[arr.ravel()] = True
+        present = np.flatnonzero(seen)
+    else:
+        present = np.unique(arr)
     return [int(v) for v in present if int(v) not in VALID_IDS]
 
 
