@@ -62,13 +62,6 @@ _THREADS_HELP = ("CPU threads (0: all cores). 1 is fastest for a few images and 
                  "for large batches on idle cores try 2+, or run one process per core.")
 
 
-def _stem(path: Path) -> str:
-    from ivus_sim.outputs import strip_image_suffix
-
-    name = path.name
-    return strip_image_suffix(name) if strip_image_suffix(name) != name else Path(name).stem
-
-
 def _learned_identity(model: Path | None, device: str, precision: str) -> dict[str, Any]:
     """Model identity, device and precision of a learned request, without loading the model."""
     from ivus_sim.device import resolve_device, resolve_precision
@@ -138,6 +131,7 @@ def _generate(phantom: Path, out: Path, n: int, seed: int, z: str | None, size: 
         ImageJob,
         ImageLayout,
         OutKind,
+        input_stem,
         plan_images,
         reproducing_command,
         resolve_out,
@@ -184,7 +178,7 @@ def _generate(phantom: Path, out: Path, n: int, seed: int, z: str | None, size: 
             bases = [target.base]
             layout = ImageLayout.for_format(file_fmt, ph.n_frames, stages=stage_names)
         else:
-            bases = [target.path / f"{_stem(f)}_seed{seed}_{i:03d}" for i in range(n)]
+            bases = [target.path / f"{input_stem(f)}_seed{seed}_{i:03d}" for i in range(n)]
             layout = ImageLayout.for_format(fmt, ph.n_frames, stages=stage_names)
         request = {"command": "generate", "engine": engine.value, **ident, "seed": seed, "z": code,
                    "size": size, "fov_mm": ph.geometry.fov_mm, "format": fmt.value, "save_stages": save_stages}
@@ -250,6 +244,7 @@ def _explore(phantom: Path, out: Path, grid: int, dims: str, interpolate: tuple[
         OutKind,
         OutputPlan,
         PlannedOutput,
+        input_stem,
         make_sidecar,
         png_writer,
         reproducing_command,
@@ -261,7 +256,7 @@ def _explore(phantom: Path, out: Path, grid: int, dims: str, interpolate: tuple[
     if precision not in _PRECISIONS:
         raise IvusSimError(f"--precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
     target = resolve_out(out, 1, suffixes=(".png",))
-    dest = target.path if target.kind is OutKind.FILE else target.path / f"{_stem(phantom)}_explore.png"
+    dest = target.path if target.kind is OutKind.FILE else target.path / f"{input_stem(phantom)}_explore.png"
     ph = read_phantom(phantom, size=size, fov_mm=fov_mm)
     dim_vals = parse_code(dims, "--dims")
     if len(dim_vals) != 2 or not all(float(v).is_integer() for v in dim_vals):

@@ -69,10 +69,10 @@ def register(app: typer.Typer) -> None:
             ImageJob,
             ImageLayout,
             OutKind,
+            input_stem,
             plan_images,
             reproducing_command,
             resolve_out,
-            strip_image_suffix,
             write_images,
         )
         from ivus_sim.phantom import list_phantom_files, read_phantom
@@ -96,8 +96,7 @@ def register(app: typer.Typer) -> None:
             if target.kind is OutKind.FILE:
                 base, layout = target.base, ImageLayout.for_format(file_fmt, ph.n_frames, stages=stages, polar=polar)
             else:
-                stem = strip_image_suffix(f.name) if strip_image_suffix(f.name) != f.name else f.stem
-                base, layout = out / stem, ImageLayout.for_format(fmt, ph.n_frames, stages=stages, polar=polar)
+                base, layout = out / input_stem(f), ImageLayout.for_format(fmt, ph.n_frames, stages=stages, polar=polar)
             request = {"command": "simulate", "engine": "physics", "preset": preset_key(preset, tissues),
                        "nurd": nurd, "device_type": dev.type, "seed": seed, "size": ph.geometry.size,
                        "fov_mm": ph.geometry.fov_mm, "format": fmt.value, "save_stages": save_stages, "polar": polar}

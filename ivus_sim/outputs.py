@@ -61,6 +61,7 @@ __all__ = [
     "OutTarget",
     "image_suffix",
     "strip_image_suffix",
+    "input_stem",
     "resolve_out",
     "reproducing_command",
     "PlannedOutput",
@@ -128,6 +129,17 @@ def strip_image_suffix(name: str) -> str:
     """``"x.nii.gz"`` -> ``"x"``, ``"x.png"`` -> ``"x"``; other names unchanged."""
     suf = image_suffix(name)
     return name[: len(name) - len(suf)] if suf else name
+
+
+def input_stem(path: str | Path) -> str:
+    """An input file's name without its extension, ``.nii.gz`` counted whole (output names start with it).
+
+    >>> input_stem("ph/pullback.nii.gz"), input_stem("a/sketch.v2.jpg"), input_stem("labels.npy")
+    ('pullback', 'sketch.v2', 'labels')
+    """
+    name = Path(path).name
+    stripped = strip_image_suffix(name)
+    return stripped if stripped != name else Path(name).stem
 
 
 def resolve_out(out: str | Path, n_images: int | None, *, option: str = "--out",
