@@ -137,6 +137,12 @@ def test_browser_2afc_practice_confirm_undo_zoom_resume(tmp_path: Path, playwrig
         with page.expect_navigation():
             page.click("#zoom-2")
         _native(page, zoom=2)
+        page.click("#choose-left img")
+        page.click("label[for=confidence-3]")
+        page.click("#undo")  # the mouse undo (a reset button): nothing sent, both cleared
+        page.wait_for_function("() => document.getElementById('confirm').disabled && "
+                               "!document.querySelector('input:checked')")
+        assert progress() == "1 / 4 done"
         page.click("#choose-right img")
         page.click("label[for=confidence-5]")
         with page.expect_navigation():

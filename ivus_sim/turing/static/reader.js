@@ -53,7 +53,8 @@
     }
     if (key === "Backspace" || key === "u" || key === "U") {
       ev.preventDefault();
-      form.reset();
+      form.reset();  // resets synchronously (the reset event fires before, hence its deferred update)
+      update();
     }
   });
 })();
