@@ -65,8 +65,8 @@ def test_readme_command_exists_with_its_options(cmd):
     norm = cmd.replace("[", " ").replace("]", " ").replace("\\|", "|")
     args = shlex.split(norm)
     path = _command_path(args)
-    if "build|serve|analyze|power" in norm:
-        paths = [["turing", sub] for sub in ("build", "serve", "analyze", "power")]
+    if path and "|" in path[-1]:  # sub-command alternatives: `turing build|serve|...`
+        paths = [[*path[:-1], sub] for sub in path[-1].split("|")]
     else:
         paths = [path]
     for p in paths:
