@@ -99,7 +99,7 @@ def show_cmd(
     """
     from ivus_sim.errors import IvusSimError
     from ivus_sim.io import check_writable, save_png, sidecar_path, write_json
-    from ivus_sim.outputs import OutKind, resolve_out, strip_image_suffix
+    from ivus_sim.outputs import OutKind, input_stem, resolve_out
     from ivus_sim.phantom.reader import read_phantom
     from ivus_sim.phantom.render import legend_entries, render_preview
 
@@ -107,7 +107,7 @@ def show_cmd(
     if target.kind is OutKind.FILE:
         out = target.path
     else:
-        out = target.path / f"{strip_image_suffix(phantom.name)}_preview.png"
+        out = target.path / f"{input_stem(phantom)}_preview.png"
     check_writable(out, overwrite)
     check_writable(sidecar_path(out), overwrite)
     ph = read_phantom(phantom, size=size, fov_mm=fov_mm, pad=pad, colour_tolerance=colour_tolerance)
