@@ -318,10 +318,16 @@ class TwoStageAAE(nn.Module):
 
     # ---------------------------------------------------------------- named losses
     def stage1_reconstruction(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """AAE phase 1 for stage 1. Returns ``({"s1_rec": L1}, z1)``."""
+        """AAE phase 1 for stage 1. Returns ``({"s1_rec": MSE}, z1)``.
+
+        Squared error, not L1: the target (a tissue-aware local mean of the image) keeps texture
+        that no label map predicts, and L1 would fit its *median*, which for right-skewed display
+        values sits 10-15 grey levels below the mean that stage 2's formation inverts (measured
+        on the physics corpus). The ``physics`` stage 2 then draws images too dark.
+        """
         z = self.encode1(batch["mean"], batch["labels"])
         fake = self.decode1(batch["labels"], z)
-        return {"s1_rec": F.l1_loss(fake, batch["mean"])}, z
+        return {"s1_rec": F.mse_loss(fake, batch["mean"])}, z
 
     def stage2_reconstruction(self, batch: dict[str, torch.Tensor], noise: torch.Tensor
                               ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
