@@ -43,6 +43,7 @@ def test_smoke_config_trains_end_to_end(toy: tuple[np.ndarray, np.ndarray], tmp_
     assert any((tmp_path / "tensorboard").iterdir())
     card = json.loads((tmp_path / "model" / "model.json").read_text())
     assert card["command"] == "pytest" and card["training_data"]["n_pairs"] == 8
+    assert load_train_config(tmp_path / "config.yaml").to_dict() == cfg.to_dict()
     assert set(card["metrics"]) >= {"s1_rec", "s2_rec", "s1_latent_d", "s2_patch_d"}
     # grid: rows of condition | stage 1 | stage 2 | target
     from PIL import Image

@@ -71,7 +71,8 @@ def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
 
 def model_card(*, name: str, stages: tuple[int, ...], data: dict[str, Any], train_config: dict[str, Any], seed: int,
                steps: int, epochs: int, metrics: dict[str, float], commands: list[str], device: str,
-               world_size: int, holdout: dict[str, Any] | None, loss_weights: dict[str, float]) -> dict[str, Any]:
+               world_size: int, holdout: dict[str, Any] | None, loss_weights: dict[str, float],
+               code: str | None = None) -> dict[str, Any]:
     """The card's training fields (``modelio.save_model`` adds format, architecture and parameters)."""
     return {
         "name": name,
@@ -88,6 +89,6 @@ def model_card(*, name: str, stages: tuple[int, ...], data: dict[str, Any], trai
         "commands": commands,
         "device": device,
         "world_size": world_size,
-        "code_version": code_version(),
+        "code_version": code or code_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

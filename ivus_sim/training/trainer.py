@@ -11,8 +11,8 @@ global RNGs (the model is initialised inside ``torch.random.fork_rng``; noise an
 from the trainer's own generator) nor the thread count (``train.threads`` and
 ``train.deterministic`` apply during ``fit`` and are restored after).
 
-Outputs in the run folder: ``checkpoint.pt`` (atomic, resumable), ``log.jsonl`` and
-``tensorboard/`` (:mod:`~ivus_sim.training.logging`), ``samples/step_XXXXXX.png`` and
+Outputs in the run folder: ``checkpoint.pt`` (atomic, resumable), ``config.yaml`` (the resolved
+config), ``log.jsonl`` and ``tensorboard/`` (:mod:`~ivus_sim.training.logging`), ``samples/step_XXXXXX.png`` and
 ``latent_discriminator.png`` (:mod:`~ivus_sim.training.plots`), ``holdout_realism.json``
 (:mod:`~ivus_sim.training.holdout`), ``model/model.safetensors`` + ``model/model.json``
 (:mod:`ivus_sim.modelio`, card by :mod:`~ivus_sim.training.card`).
@@ -38,7 +38,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import write_json
-from ivus_sim.modelio import MODEL_DIR_NAME, save_model
+from ivus_sim.modelio import MODEL_DIR_NAME, code_version, save_model
 from ivus_sim.seeding import derive_seed, rng
 from ivus_sim.training import distributed
 from ivus_sim.training.card import final_metrics, model_card
@@ -56,7 +56,10 @@ from ivus_sim.training.logging import RunLog
 from ivus_sim.training.phases import loss_weight, model_phases
 from ivus_sim.two_stage import TwoStageAAE
 
-__all__ = ["Trainer", "NonFiniteLossError", "TrainResult", "StepContext", "SCHEDULE_KEYS"]
+__all__ = ["Trainer", "NonFiniteLossError", "TrainResult", "StepContext", "SCHEDULE_KEYS", "CONFIG_NAME"]
+
+#: the resolved config of a run, in its folder
+CONFIG_NAME = "config.yaml"
 
 #: config fields that may change when a run is resumed (they do not change the weights of the steps
 #: already taken): a larger ``max_steps`` extends a finished run
@@ -154,6 +157,7 @@ class Trainer:
         self.data_info = dict(data_info or {})
         self.rank, self.world = distributed.dist_info()
         self.is_main = self.rank == 0
+        self.code_version = code_version()  # of the code that trains (the checkout may move during a run)
         t = config.train
         with torch.random.fork_rng(devices=[]):  # the seed decides the init; the global RNG is left alone
             torch.manual_seed(derive_seed(self.seed, "model-init"))
@@ -336,6 +340,7 @@ class Trainer:
             remove_stale_temp_files(self.out)  # what a kill -9 left mid-write
             if not resume:
                 self.log.reset()
+            self.write_config()
         distributed.barrier()
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -405,6 +410,17 @@ class Trainer:
         return TrainResult(self.step, True, metrics, model_dir, holdout)
 
     # ------------------------------------------------------------------ outputs
+    def write_config(self) -> Path:
+        """``<run>/config.yaml``: the resolved config of this run (``--config`` accepts it as is)."""
+        import yaml
+
+        from ivus_sim.io import atomic_path
+
+        path = self.out / CONFIG_NAME
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        return path
+
     def history(self) -> list[dict[str, Any]]:
         """The JSONL log as a list of records."""
         return self.log.history()
@@ -419,7 +435,7 @@ class Trainer:
         return model_card(name=self.config.name, stages=self.stages, data=data, train_config=self.config.to_dict(),
                           seed=self.seed, steps=self.step, epochs=self.epoch, metrics=metrics,
                           commands=self.commands, device=str(self.device), world_size=self.world, holdout=holdout,
-                          loss_weights=dict(sorted(self._used_weights.items())))
+                          loss_weights=dict(sorted(self._used_weights.items())), code=self.code_version)
 
     def sample_grid(self, path: Path) -> Path:
         """Rows of ``condition | stage 1 | stage 2 | target`` through ``render_polar`` (first samples)."""
