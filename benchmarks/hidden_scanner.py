@@ -240,7 +240,7 @@ class Bench:
             resumed = False
             secs = run_logged(cmd, log, self.env)
         info = {"command": shown(cmd), "seconds": secs + (old["seconds"] if old else 0.0), "resumed": resumed,
-                "steps_requested": self.a.steps,
+                "steps_requested": self.a.steps, "source_commit": source_commit(),
                 "config": rel(cfg) if cfg.endswith(".yaml") else cfg, "run": rel(run)}
         card = next((p for p in (run / "model" / "model.json", run / "model.json") if p.exists()), None)
         if card is not None:
@@ -357,8 +357,10 @@ def markdown(res: dict[str, Any]) -> str:
         if res["steps"] is not None else f"`--config {res['config']}` unchanged"
     folds = "2 folds, 2 epochs (--quick)" if res["quick"] else "4 folds by frame"
     defaults = sorted({str(r["arms"]["default"]["generate"].get("model_id")) for r in rows if "default" in r["arms"]})
+    trained_code = sorted({str(r["train"].get("source_commit", "?")) for r in rows})
     lines = [SECTION, "",
-             f"Measured {res['date']} with `{res['command']}`{quick}; code {res['commit']}, {res['machine']}. "
+             f"Measured {res['date']} with `{res['command']}`{quick}; code {res['commit']} (models trained with "
+             f"code {', '.join(trained_code)}), {res['machine']}. "
              f"Three scanners the shipped model never saw, made by the physics engine with the presets in "
              f"`configs/hidden_scanners/` ({N_TRAIN} training pairs + {N_TEST} test frames of disjoint random "
              f"phantoms each, {SIZE} x {SIZE} px). Training: `ivus-sim train` with {steps} on the {N_TRAIN} "
