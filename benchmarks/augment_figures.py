@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ FIG = ROOT / "docs" / "figures"
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
 
 #: published figures the phantom statistics are compared with (what they are and where from)
-REFERENCES = {
+REFERENCES: dict[str, list[tuple[float, str | None]]] = {
     "plaque_burden": [
         (0.504, "IVUS mean plaque burden, 0.504 (Leber et al., JACC 2005;46:147, Fig. 4)"),
         (0.732, "significant lesions, 0.732 / 0.783 (Rodriguez-Granillo et al., Heart 2007)"),
@@ -113,7 +114,7 @@ def phantom_stats_figure(n: int = 1000) -> Path:
     keys = [("lumen_area_mm2", "lumen area [mm²]"), ("eem_area_mm2", "EEM area [mm²]"),
             ("plaque_burden", "plaque burden (1 - lumen/EEM)"), ("eccentricity", "eccentricity (max-min)/max")]
     fig, axes = subplots(1, 5, figsize=(22, 4.2))
-    summary = {}
+    summary: dict[str, Any] = {}
     for ax, (k, title) in zip(axes[:4], keys, strict=True):
         v = np.array([s[k] for s in stats])
         summary[k] = {"p5": float(np.percentile(v, 5)), "median": float(np.median(v)),
@@ -134,9 +135,9 @@ def phantom_stats_figure(n: int = 1000) -> Path:
     ax.barh(names, vals, color="#228833")
     ax.set_xlim(0, 1)
     ax.set_title("share of phantoms with ...", fontsize=10)
-    for y, v in enumerate(vals):
-        ax.text(v + 0.01, y, f"{v:.0%}", va="center", fontsize=8)
-    summary["flags"] = {k: v / n for k, v in flags.items()}
+    for y, share in enumerate(vals):
+        ax.text(share + 0.01, y, f"{share:.0%}", va="center", fontsize=8)
+    summary["flags"] = {k: c / n for k, c in flags.items()}
     fig.suptitle(f"{n} random phantoms (ivus_sim.phantom.random, seed 0) with published reference figures (red)",
                  fontsize=12)
     fig.tight_layout()
