@@ -391,6 +391,8 @@ def markdown(res: dict[str, Any]) -> str:
     lines.append(f"| **mean** | **{_f(s['mean_c2st_trained'])}** | **{_f(s['mean_c2st_default'])}** | "
                  f"{_f(s['mean_c2st_floor'])} | | | |")
     verdict = ("met" if s["met"] else "**not met**")
+    if res.get("notes"):
+        lines += ["", *[f"- {n}" for n in res["notes"]]]
     lines += ["", f"Target (issue 12): mean C2ST of the trained models <= {TARGET_C2ST} "
                   f"({'yes' if s['target_le_0_70'] else 'no'}) and below the shipped default's "
                   f"({'yes' if s['target_below_default'] else 'no'}): {verdict}.", ""]
@@ -401,6 +403,8 @@ def markdown(res: dict[str, Any]) -> str:
         lines += [r0["train"]["command"], *(r0["arms"][a]["generate"]["command"] for a in ("trained", "default")
                                            if a in r0["arms"]),
                   *(r0["arms"][a]["command"] for a in r0["arms"] if r0["arms"][a].get("command"))]
+        if res.get("work_abs"):
+            lines = [ln.replace(res["work_abs"], res["work"]) for ln in lines]
     lines += ["```", ""]
     return "\n".join(lines)
 
@@ -438,6 +442,7 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="delete the work folder first")
     ap.add_argument("--json-out", type=Path, help="results JSON (default benchmarks/results/hidden_scanner/)")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
+    ap.add_argument("--note", action="append", default=[], help="a line for the results (repeatable)")
     a = ap.parse_args()
     if a.quick and a.steps is None:
         a.steps = 20
@@ -487,7 +492,8 @@ def main() -> None:
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": shlex.join(argv),
            "commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
            f"{a.threads} thread(s)", "quick": a.quick, "config": a.config, "steps": a.steps, "seed": a.seed,
-           "work": rel(a.work), "seconds_total_this_call": time.perf_counter() - t0, "target_c2st": TARGET_C2ST,
+           "work": rel(a.work), "work_abs": str(a.work.resolve()),
+           "notes": a.note, "seconds_total_this_call": time.perf_counter() - t0, "target_c2st": TARGET_C2ST,
            "rows": rows, "summary": summarise(rows)}
     json_out.parent.mkdir(parents=True, exist_ok=True)
     write_json(json_out, res)
