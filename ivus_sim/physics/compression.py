@@ -12,7 +12,8 @@ import math
 
 import torch
 
-__all__ = ["log_compress", "log_compress_power", "display_to_power_db", "RAYLEIGH_LOG_BIAS_DB"]
+__all__ = ["log_compress", "log_compress_power", "display_to_power_db", "clipped_display_to_power_db",
+           "RAYLEIGH_LOG_BIAS_DB"]
 
 Scalar = float | torch.Tensor
 
@@ -45,3 +46,37 @@ def display_to_power_db(display: torch.Tensor, gain_db: Scalar, dynamic_range_db
     ``10 log10 P = d DR - DR - gain - RAYLEIGH_LOG_BIAS_DB``.
     """
     return display * dynamic_range_db - dynamic_range_db - gain_db - RAYLEIGH_LOG_BIAS_DB
+
+
+def _clip_table() -> tuple[torch.Tensor, torch.Tensor]:
+    """``g(a) = E[max(a + x, 0)]`` [dB] on a grid of ``a`` [dB], ``x = 10 log10 E``, ``E ~ Exp(1)``.
+
+    ``a + x`` is the log-compressed Rayleigh speckle (in dB above black) of a region whose mean power
+    sits ``a`` dB above black (before the -2.51 dB log bias); ``g`` is its mean after the clip at black.
+    """
+    u = (torch.arange(4096, dtype=torch.float64) + 0.5) / 4096  # quantiles of E ~ Exp(1)
+    x = 10 * torch.log10(-torch.log1p(-u))
+    a = torch.linspace(-60.0, 120.0, 1441, dtype=torch.float64)
+    g = (a[:, None] + x[None, :]).clamp_min(0.0).mean(1)
+    return a.float(), g.float()
+
+
+_A_GRID, _G_GRID = _clip_table()
+
+
+def clipped_display_to_power_db(display: torch.Tensor, gain_db: Scalar, dynamic_range_db: Scalar) -> torch.Tensor:
+    """Like :func:`display_to_power_db` for a mean of display values *clipped at black*.
+
+    A local mean of displayed speckle (e.g. a despeckled image, the learned stage 1's target)
+    averages ``max(d, 0)``: in dark regions (noise floor, shadows) it is brighter than the mean of
+    the unclipped log, and :func:`display_to_power_db` would overestimate the power. This inverts
+    ``m DR = E[max(a + x, 0)]`` (``x`` the log of Rayleigh speckle power in dB) for the level ``a``
+    by interpolation in a fixed table (differentiable); where no clipping occurs it equals
+    :func:`display_to_power_db`. The clip at white is not modelled.
+    """
+    a_grid, g_grid = _A_GRID.to(display.device), _G_GRID.to(display.device)
+    y = (display * dynamic_range_db).clamp(float(g_grid[0]), float(g_grid[-1]))
+    i = torch.searchsorted(g_grid, y.detach().contiguous()).clamp(1, g_grid.numel() - 1)
+    g0, g1 = g_grid[i - 1], g_grid[i]
+    a = a_grid[i - 1] + (y - g0) / (g1 - g0).clamp_min(1e-9) * (a_grid[i] - a_grid[i - 1])
+    return a - dynamic_range_db - gain_db

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ivus_sim.aae.layers import PolarConv2d, polar_pad
-from ivus_sim.physics.compression import display_to_power_db, log_compress
+from ivus_sim.physics.compression import clipped_display_to_power_db, log_compress
 from ivus_sim.physics.envelope import envelope
 from ivus_sim.physics.psf import (
     circular_gaussian_transfer,
@@ -254,7 +254,7 @@ def form_image(mean: torch.Tensor, noise: torch.Tensor, style: dict[str, torch.T
         tgc_db = tgc_gain_db(depth, col["tgc_db_per_cm"], _TGC_START_MM)  # (B, S)
         noise_p = 10 ** (col["noise_db"][..., None] / 10)  # (B, 1, 1)
         # 1. mean display -> mean received power (before TGC) -> scatterer power (noise floor removed)
-        p_db = display_to_power_db(mean, gain, dr) - 2 * tgc_db[:, None, :]
+        p_db = clipped_display_to_power_db(mean, gain, dr) - 2 * tgc_db[:, None, :]
         if d_db is not None:
             p_db = p_db + d_db
         p_tot = 10 ** (p_db.clamp(-150.0, 60.0) / 10)
