@@ -562,9 +562,13 @@ def main() -> None:
         check = {k: check[k] for k in sorted(check, key=lambda k: (0 if k.startswith("physics") else
                                                                     1 if k.startswith("learned") else 2))}
     cli = previous.get("cli_check") if previous is not None else None
+    learned = next((e for e in engines if isinstance(e, Learned)), None)
     if not a.no_cli_check:
-        learned = next((e for e in engines if isinstance(e, Learned)), None)
         cli = cli_check(a.cli_work, a.phantoms, None, learned.sim.model_id if learned else None)
+    elif cli is not None and learned is not None and cli.get("model_id") != learned.sim.model_id:
+        notes.append(f"the CLI check of the earlier run measured {cli.get('model_id')}, not this model: dropped "
+                     "(run without --no-cli-check)")
+        cli = None
     import sys
 
     import torch
