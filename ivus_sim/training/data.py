@@ -153,8 +153,12 @@ def _discover_nifti(root: Path) -> list[PairRef]:
                     if (root / f"{stem}_label{ext}").exists()), None)
         if lab is None:
             continue
-        shape_i = nib.load(str(img)).shape  # type: ignore[attr-defined]
-        shape_l = nib.load(str(lab)).shape  # type: ignore[attr-defined]
+        try:
+            shape_i = nib.load(str(img)).shape  # type: ignore[attr-defined]
+            shape_l = nib.load(str(lab)).shape  # type: ignore[attr-defined]
+        except Exception:  # undecodable: one pair, so dataset validation names the file (or --skip-bad drops it)
+            out.append(PairRef(img, lab, Layout.NIFTI, frame=0))
+            continue
         if shape_i != shape_l:
             raise IvusSimError(f"{img.name} and {lab.name} have different shapes {shape_i} vs {shape_l}")
         n_frames = shape_i[2] if len(shape_i) >= 3 else 1
@@ -305,7 +309,7 @@ def validate_pairs(refs: Sequence[PairRef], progress: bool = False) -> tuple[lis
             load_pair(ref)
         except IvusSimError as e:
             bad.append((ref, str(e)))
-        except (OSError, ValueError, RuntimeError, MemoryError) as e:  # a reader library's own failure
+        except Exception as e:  # a reader library's own failure (nibabel, PIL, ...): a bad file, not a bug here
             bad.append((ref, f"{ref.name}: cannot read ({str(e).splitlines()[0] if str(e) else type(e).__name__})"))
         else:
             good.append(ref)

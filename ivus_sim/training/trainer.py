@@ -340,7 +340,6 @@ class Trainer:
             remove_stale_temp_files(self.out)  # what a kill -9 left mid-write
             if not resume:
                 self.log.reset()
-            self.write_config()
         distributed.barrier()
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -355,6 +354,8 @@ class Trainer:
         self._prepare_folder(resume)
         if resume:
             self.resume()
+        if self.is_main:
+            self.write_config()  # after a resume was accepted (a refused one changes nothing)
         t = self.config.train
         with self._run_settings():
             self._engine = distributed.wrap(self.module, self.device, self.world)
