@@ -23,7 +23,7 @@ import numpy as np
 
 from ivus_sim.errors import IvusSimError
 
-__all__ = ["FRAME_SUFFIXES", "MIN_FRAME_SIZE", "read_grey", "to_uint8"]
+__all__ = ["FRAME_SUFFIXES", "MIN_FRAME_SIZE", "grey_from_array", "read_grey", "to_uint8"]
 
 #: file types :func:`read_grey` decodes
 FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
@@ -31,7 +31,14 @@ FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
 MIN_FRAME_SIZE = 16
 
 
-def _from_array(arr: np.ndarray, where: str) -> np.ndarray:
+def grey_from_array(arr: np.ndarray, where: str) -> np.ndarray:
+    """One 2-D frame held in memory (a NIfTI slice, an ``.npy`` array) -> float32 grey levels in ``[0, 1]``.
+
+    The same scaling rule as :func:`read_grey` (by the full scale of the storage type).
+
+    Raises:
+        IvusSimError: not 2-D, integers outside 0..65535, non-finite or out-of-range floats.
+    """
     if arr.ndim != 2:
         raise IvusSimError(f"{where}: expected a single-channel 2-D frame, got shape {arr.shape}")
     if arr.dtype == np.uint8:
@@ -79,7 +86,7 @@ def read_grey(path: str | Path, min_size: int = MIN_FRAME_SIZE) -> np.ndarray:
         except (ValueError, OSError, EOFError) as e:
             raise IvusSimError(f"{p}: cannot read array ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
                                ) from None
-        out = _from_array(np.asarray(arr), str(p))
+        out = grey_from_array(np.asarray(arr), str(p))
     else:
         from PIL import Image, UnidentifiedImageError
 
@@ -89,7 +96,7 @@ def read_grey(path: str | Path, min_size: int = MIN_FRAME_SIZE) -> np.ndarray:
                 if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
                     out = np.asarray(im, dtype=np.uint16).astype(np.float32) / 65535.0
                 elif im.mode in ("I", "F", "L"):
-                    out = _from_array(np.asarray(im), str(p))
+                    out = grey_from_array(np.asarray(im), str(p))
                 elif im.mode in ("1",):
                     out = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
                 else:  # RGB, RGBA, P, LA, CMYK, YCbCr ...: ITU-R 601 luma

@@ -219,10 +219,10 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 def _nifti_frame(path: Path, frame: int) -> np.ndarray:
     """One NIfTI frame as float32 grey levels in [0, 1], by the rule of :mod:`ivus_sim.image`."""
-    from ivus_sim.image import MIN_FRAME_SIZE, _from_array
+    from ivus_sim.image import MIN_FRAME_SIZE, grey_from_array
 
     a = np.asarray(_nifti_volume(str(path))[frame])
-    out = _from_array(np.ascontiguousarray(a), f"{path} frame {frame}")
+    out = grey_from_array(np.ascontiguousarray(a), f"{path} frame {frame}")
     if min(out.shape) < MIN_FRAME_SIZE:
         raise IvusSimError(f"{path}: frames are {out.shape[1]} x {out.shape[0]} px; IVUS frames must be at least "
                            f"{MIN_FRAME_SIZE} x {MIN_FRAME_SIZE}")
