@@ -99,6 +99,12 @@ def markdown(res: dict[str, Any]) -> str:
     for name, v in r.items():
         lines.append(f"| {name} | {v['l1_mean']:.3f} ± {v['l1_sd']:.3f} | "
                      f"{v['dssim_mean']:.3f} ± {v['dssim_sd']:.3f} |")
+    prev = res.get("previous")
+    if prev:  # the same figures of an earlier default, measured the same way
+        for name, v in prev["rows"].items():
+            if name.startswith("learned"):
+                lines.append(f"| {name}, previous default `{prev['model_id']}` | {v['l1_mean']:.3f} ± {v['l1_sd']:.3f} | "
+                             f"{v['dssim_mean']:.3f} ± {v['dssim_sd']:.3f} |")
     lz, ph = r.get("learned: z draws"), r.get("physics: speckle seeds")
     if lz and ph:
         ok_l1, ok_ds = lz["l1_mean"] > ph["l1_mean"], lz["dssim_mean"] > ph["dssim_mean"]
@@ -136,6 +142,7 @@ def main() -> None:
     ap.add_argument("--preset", default="20mhz", help="physics preset")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json-out", type=Path, default=OUT_DIR / "results.json")
+    ap.add_argument("--previous", type=Path, help="results JSON of an earlier default: its learned rows are shown too")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
     a = ap.parse_args()
     if a.samples < 2:
@@ -169,6 +176,10 @@ def main() -> None:
            "phantoms": a.phantoms, "seed": a.seed, "samples": a.samples,
            "model": f"`{a.model}`" if a.model else f"the embedded default (`{learned.model_id}`)",
            "rows": measure(rows, labels)}
+    if a.previous is not None:
+        old = json.loads(a.previous.read_text())
+        mid = old["model"].split("`")[1] if "`" in old["model"] else old["model"]
+        res["previous"] = {"model_id": mid, "date": old["date"], "rows": old["rows"]}
     a.json_out.parent.mkdir(parents=True, exist_ok=True)
     a.json_out.write_text(json.dumps(res, indent=1) + "\n")
     text = markdown(res)
