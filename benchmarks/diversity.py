@@ -103,8 +103,8 @@ def markdown(res: dict[str, Any]) -> str:
     if prev:  # the same figures of an earlier default, measured the same way
         for name, v in prev["rows"].items():
             if name.startswith("learned"):
-                lines.append(f"| {name}, previous default `{prev['model_id']}` | {v['l1_mean']:.3f} ± {v['l1_sd']:.3f} | "
-                             f"{v['dssim_mean']:.3f} ± {v['dssim_sd']:.3f} |")
+                lines.append(f"| {name}, previous default `{prev['model_id']}` | {v['l1_mean']:.3f} ± "
+                             f"{v['l1_sd']:.3f} | {v['dssim_mean']:.3f} ± {v['dssim_sd']:.3f} |")
     lz, ph = r.get("learned: z draws"), r.get("physics: speckle seeds")
     if lz and ph:
         ok_l1, ok_ds = lz["l1_mean"] > ph["l1_mean"], lz["dssim_mean"] > ph["dssim_mean"]
