@@ -9,7 +9,7 @@ import typer
 
 from ivus_sim.augment.engine import Engine
 from ivus_sim.augment.layout import ImageFormat, Layout
-from ivus_sim.cli._common import handles_errors
+from ivus_sim.cli._common import ProgressOption, SeedOption, handles_errors
 
 
 @handles_errors
@@ -24,7 +24,7 @@ def augment(
         "--preset", help="Transducer preset of the physics engine (20mhz, 40mhz or a YAML file).")] = "20mhz",
     phantoms: Annotated[Path | None, typer.Option(
         "--phantoms", help="Folder of your own phantoms (cycled through) instead of random ones.")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Run seed: drives every phantom and image.")] = 0,
+    seed: SeedOption = 0,
     fmt: Annotated[ImageFormat, typer.Option("--format", help="File format of images and labels.")]
     = ImageFormat.NIFTI,
     layout: Annotated[Layout, typer.Option(
@@ -43,7 +43,7 @@ def augment(
         "--randomise", help="Scanner randomisation: a named range (scanner) or a YAML file of ranges; every image"
         " draws its own scanner (recorded in its sidecar). See docs/augment.md.")] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device of the simulator.")] = "cpu",
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    progress: ProgressOption = True,
 ) -> None:
     """Write N synthetic IVUS images with their label maps as a segmentation dataset (MONAI or nnU-Net).
 

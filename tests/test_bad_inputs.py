@@ -497,14 +497,7 @@ def _expected(name: str) -> str | None:
 
 
 #: cases that still fail the contract, with the owner of the fix (xfail, strict=False: a fix shows as XPASS)
-XFAIL: dict[str, str] = {
-    "augment/truncated-model": "H7: augment writes augment.json before the model is loaded",
-    "augment/seed922": "H7: augment --seed as SeedOption (2**63 passes the option and leaves augment.json)",
-    "train/nifti-label-random-bytes": "H2: training.data._discover_nifti: nib.load of an undecodable file raises "
-                                      "ImageFileError (traceback)",
-    "train/nifti-image-random-bytes": "H2: training.data._discover_nifti: nib.load of an undecodable file raises "
-                                      "ImageFileError (traceback)",
-}
+XFAIL: dict[str, str] = {}
 
 
 def _tree(root: Path) -> set[str]:

@@ -50,6 +50,13 @@ class EngineSpec:
         if self.model is not None and not Path(self.model).exists():
             raise IvusSimError(f"--model {self.model}: no such file or folder")
 
+    def check(self) -> None:
+        """Fail early (one line) on a model file that cannot be loaded, before anything is written."""
+        if self.engine is Engine.LEARNED and self.model is not None:
+            from ivus_sim.modelio import load_model
+
+            load_model(self.model, device="cpu")
+
     def build(self) -> Any:
         """The :class:`ivus_sim.Simulator` this spec describes."""
         from ivus_sim import Simulator

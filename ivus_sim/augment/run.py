@@ -437,6 +437,7 @@ def run_augment(
     layout = config.dataset_layout()
     source = config.phantom_source()
     record = _run_record(config, source)
+    config.engine.check()  # a truncated --model fails here, before augment.json is written
     _check_run_record(out, record, config.n)
 
     mine = shard.indices(config.n)
