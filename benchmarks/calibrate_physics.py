@@ -16,14 +16,14 @@ import json
 
 import torch
 
-from ivus_sim.config import load_preset, load_tissue_acoustics
-from ivus_sim.physics import PhysicsSimulator
 from ivus_sim.calibrate import (
     calibration_phantoms,
     calibration_report,
     fit_calibration,
     layout_fractions,
 )
+from ivus_sim.config import load_preset, load_tissue_acoustics
+from ivus_sim.physics import PhysicsSimulator
 
 
 def markdown(comp: dict, layout: dict[str, float], ref_layout: dict[str, float]) -> str:
