@@ -222,3 +222,15 @@ def test_clipped_inversion_accounts_for_black() -> None:
         disp = form_image(torch.full((4, A, S), target), _noise(4, 7), _style(4, noise_db=-200.0), R, STEP)
         assert isinstance(disp, torch.Tensor)
         assert abs(float(disp[:, :, 30:120].clamp(0, 1).mean()) - target) < 0.01
+
+
+def test_gradients_stay_finite_in_black_regions() -> None:
+    """A mean of 0 (shadow, catheter) makes the scatterer power underflow; the gradients must stay finite."""
+    mean = torch.zeros(1, 64, 32)
+    mean[:, :, 16:] = 0.5
+    mean.requires_grad_(True)
+    st = {k: v for k, v in ScannerParams(8)(torch.zeros(1, 8)).items()}
+    disp = form_image(mean, _noise(1, 8, 64, 32), st, R, STEP)
+    assert isinstance(disp, torch.Tensor)
+    disp.clamp(0, 1).sum().backward()
+    assert mean.grad is not None and bool(torch.isfinite(mean.grad).all())

@@ -264,7 +264,8 @@ def form_image(mean: torch.Tensor, noise: torch.Tensor, style: dict[str, torch.T
             log_mod = log_mod + sigma_n * noise[:, 2] - 0.5 * sigma_n**2
         if sigma_t is not None:
             log_mod = log_mod + sigma_t * _texture_field(noise[:, 3]) - 0.5 * sigma_t**2
-        amp = (p_scat * torch.exp(log_mod) / 2).clamp_min(0).sqrt()  # per quadrature
+        # per quadrature; the floor keeps the sqrt gradient finite where the power underflows to 0
+        amp = (p_scat * torch.exp(log_mod) / 2).clamp_min(1e-20).sqrt()
         x = noise[:, 0:2] * amp[:, None]  # (B, 2, A, S): re, im
         # 2. lateral beam (angular std of the two-way beam, in the window's own circle units)
         lam = _SPEED_OF_SOUND * 1e-3 / col["centre_frequency_mhz"]
