@@ -35,7 +35,7 @@ The named default range is ``scanner`` (:data:`BUILTIN_RANGES`); a YAML file set
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -145,29 +145,19 @@ class ScannerRanges:
         base_name = d.pop("base", "scanner")
         if base_name not in BUILTIN_RANGES:
             raise IvusSimError(f"{source}: base: unknown named range {base_name!r}; known: {', '.join(BUILTIN_RANGES)}")
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for k, v in d.items():
-            if k not in known:
-                raise IvusSimError(f"{source}: {k}: unknown field; known: {', '.join(sorted(known))}")
-            if k == "name":
-                if not isinstance(v, str) or not v:
-                    raise IvusSimError(f"{source}: name: expected a non-empty string, got {v!r}")
-                kwargs[k] = v
-            elif k == "p_nurd":
-                if not _is_num(v) or not 0.0 <= float(v) <= 1.0:
-                    raise IvusSimError(f"{source}: p_nurd: expected a probability in [0, 1], got {v!r}")
-                kwargs[k] = float(v)
-            else:
-                if _is_num(v):
-                    v = [v, v]
-                if (not isinstance(v, list | tuple) or len(v) != 2 or not all(_is_num(x) for x in v)):
-                    raise IvusSimError(f"{source}: {k}: expected [low, high] numbers, got {v!r}")
-                kwargs[k] = (float(v[0]), float(v[1]))
-        try:
-            return replace(BUILTIN_RANGES[base_name], **kwargs)
-        except IvusSimError as e:
-            raise IvusSimError(f"{source}: {e}") from None
+        if "name" in d and (not isinstance(d["name"], str) or not d["name"]):
+            raise IvusSimError(f"{source}: name: expected a non-empty string, got {d['name']!r}")
+        if "p_nurd" in d and _is_num(d["p_nurd"]) and not 0.0 <= float(d["p_nurd"]) <= 1.0:
+            raise IvusSimError(f"{source}: p_nurd: expected a probability in [0, 1], got {d['p_nurd']!r}")
+        # a single number means a fixed value: [v, v]
+        d = {k: ([v, v] if k not in ("name", "p_nurd") and _is_num(v) else v) for k, v in d.items()}
+        from ivus_sim.schema import build
+
+        return build(cls, {**_fields_of(BUILTIN_RANGES[base_name]), **d}, source)
+
+
+def _fields_of(r: ScannerRanges) -> dict[str, Any]:
+    return {f.name: getattr(r, f.name) for f in fields(r)}
 
 
 def _is_num(v: Any) -> bool:

@@ -170,13 +170,11 @@ class RandomPhantomConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RandomPhantomConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise IvusSimError(f"unknown random-phantom config keys: {', '.join(sorted(unknown))}")
-        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
-        return cls(**kwargs)
+    def from_dict(cls, d: dict[str, Any], source: str = "random-phantom config") -> RandomPhantomConfig:
+        """Build from a mapping through :func:`ivus_sim.schema.build` (types, unknown keys, one-line errors)."""
+        from ivus_sim.schema import build
+
+        return build(cls, d, source)
 
 
 @dataclass(frozen=True)
