@@ -72,6 +72,7 @@ from ivus_sim.stage2.decoder import PhysicsStage2Decoder
 from ivus_sim.stage2.formation import FORMATION_NOISE_CHANNELS
 from ivus_sim.stage2.losses import speckle_statistics_loss
 from ivus_sim.stage2.model import Stage2Decoder
+from ivus_sim.tissues import validate_labels
 
 __all__ = ["ModelConfig", "Stage2Kind", "TwoStageAAE", "SEG2_CHANNELS"]
 
@@ -437,13 +438,7 @@ class TwoStageAAE(nn.Module):
         """
         if not fov_mm > 0:
             raise IvusSimError(f"fov_mm must be positive, got {fov_mm}")
-        lab = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels)
-        if lab.dim() == 2:
-            lab = lab.unsqueeze(0)
-        if lab.dim() != 3 or lab.shape[-1] != lab.shape[-2]:
-            raise IvusSimError(f"labels must be (B, N, N) square label maps, got shape {tuple(lab.shape)}")
-        if lab.is_floating_point():
-            raise IvusSimError("labels must be integer tissue ids (uint8)")
+        lab = torch.from_numpy(validate_labels(labels, "labels"))  # the one label rule -> uint8 (B, N, N)
         b, n = lab.shape[0], lab.shape[-1]
         a, s = self.polar_shape
         lab_p = cart_to_polar(lab.to(torch.uint8).cpu(), a, s, Interp.NEAREST)

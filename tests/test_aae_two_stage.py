@@ -58,8 +58,10 @@ def test_generate_rejects_bad_input(model: TwoStageAAE, labels: torch.Tensor) ->
         model.generate(labels, z1=torch.zeros(2, 4))
     with pytest.raises(IvusSimError, match="square"):
         model.generate(torch.zeros(1, 8, 9, dtype=torch.uint8))
-    with pytest.raises(IvusSimError, match="integer"):
-        model.generate(labels.float())
+    with pytest.raises(IvusSimError, match="integer"):  # the one label rule: whole-number floats are ids
+        model.generate(labels.float() + 0.5)
+    with pytest.raises(IvusSimError, match="phantom palette"):
+        model.generate(torch.full((1, 16, 16), 99, dtype=torch.uint8))
 
 
 def test_every_network_shape(model: TwoStageAAE) -> None:

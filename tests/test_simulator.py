@@ -272,7 +272,7 @@ def test_bad_inputs_raise_clear_errors(learned: Simulator, physics: Simulator, p
     good = phantom.labels[0]
     cases = [
         (dict(phantom=good[:, :40]), "square"),
-        (dict(phantom=good[None, None]), r"\(N, N\) or \(F, N, N\)"),
+        (dict(phantom=good[None, None]), r"\(N, N\) label map or \(F, N, N\)"),
         (dict(phantom=np.where(good == Tissue.LUMEN, 42, good).astype(np.uint8)), "unknown tissue ids 42"),
         (dict(phantom=np.where(good == Tissue.LUMEN, Tissue.FIBROUS, good).astype(np.uint8)), "no lumen"),
         (dict(phantom=good.astype(float) + 0.5), "non-integer"),

@@ -67,13 +67,7 @@ def as_phantom(x: Phantom | np.ndarray | torch.Tensor, fov_mm: float | None) -> 
     f = DEFAULT_FOV_MM if fov_mm is None else float(fov_mm)
     if not (f > 0 and math.isfinite(f)):
         raise IvusSimError(f"fov_mm must be a positive number of millimetres, got {fov_mm}")
-    if x.ndim not in (2, 3):
-        raise IvusSimError(f"label map: expected (N, N) or (F, N, N), got shape {x.shape}")
-    if x.shape[-1] != x.shape[-2]:
-        raise IvusSimError(f"label map must be square, got {x.shape[-2]}x{x.shape[-1]}")
-    if x.shape[-1] < 8:
-        raise IvusSimError(f"label map of side {x.shape[-1]} is too small (at least 8 pixels)")
-    return Phantom.from_array(x, fov_mm=f)
+    return Phantom.from_array(x, fov_mm=f)  # the one label rule: ivus_sim.tissues.validate_labels
 
 
 def parse_codes(z: Any, dims: tuple[int, int], n: int) -> torch.Tensor | None:
