@@ -154,29 +154,14 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise IvusSimError(f"unknown model config keys: {', '.join(unknown)}")
-        kw = dict(d)
-        if "prior" in kw:
-            try:
-                kw["prior"] = Prior(kw["prior"])
-            except ValueError:
-                choices = ", ".join(p.value for p in Prior)
-                raise IvusSimError(f"model.prior must be one of {choices}, got {kw['prior']!r}") from None
+    def from_dict(cls, d: dict[str, Any], source: str = "model config") -> ModelConfig:
+        """Build from a mapping through :func:`ivus_sim.schema.build` (types, enums, unknown keys, one line)."""
+        from ivus_sim.schema import build
+
+        if not isinstance(d, dict):
+            raise IvusSimError(f"{source}: expected a mapping, got {type(d).__name__}")
         # files written before stage2_kind existed hold the SPADE decoder
-        kind = kw.get("stage2_kind", Stage2Kind.SPADE.value)
-        try:
-            kw["stage2_kind"] = Stage2Kind(kind)
-        except ValueError:
-            choices = ", ".join(k.value for k in Stage2Kind)
-            raise IvusSimError(f"model.stage2_kind must be one of {choices}, got {kind!r}") from None
-        for k in ("stage1_channels", "encoder_channels", "refine_channels"):
-            if k in kw:
-                kw[k] = tuple(int(c) for c in kw[k])
-        return cls(**kw)
+        return build(cls, {"stage2_kind": Stage2Kind.SPADE.value, **d}, source, "model")
 
 
 class TwoStageAAE(nn.Module):

@@ -157,9 +157,7 @@ class TrainConfig:
                 raise IvusSimError(f"{source}: loss: expected a mapping of loss names to weights")
             train["loss_weights"] = {**legacy, **dict(train.get("loss_weights") or {})}
         try:
-            model = ModelConfig.from_dict(dict(d.get("model") or {}))
-        except IvusSimError as e:
-            raise IvusSimError(f"{source}: {e}") from None
+            model = ModelConfig.from_dict(dict(d.get("model") or {}), source)
         except (TypeError, ValueError) as e:
             raise IvusSimError(f"{source}: model: {str(e).splitlines()[0]}") from None
         optim = build(OptimConfig, train, source, "train")
