@@ -102,7 +102,8 @@ def test_yaml_ranges_start_from_the_named_default(tmp_path):
     ("centre_frequency_mhz: [1, 20]\n", "outside the supported"),
     ("frequency: [20, 40]\n", "frequency: unknown field"),
     ("p_nurd: 2\n", "p_nurd: expected a probability"),
-    ("gain_offset_db: [a, 3]\n", "gain_offset_db: expected \\[low, high\\] numbers"),
+    ("gain_offset_db: [a, 3]\n", "gain_offset_db\\[0\\]: expected a number"),
+    ("gain_offset_db: [1, 2, 3]\n", "gain_offset_db: expected a list of 2 values"),
     ("base: nope\n", "base: unknown named range"),
     ("- 1\n- 2\n", "expected a mapping"),
 ])
