@@ -8,22 +8,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ivus_sim.engines import Engine  # the one Engine enum (re-exported here for augment users)
 from ivus_sim.errors import IvusSimError
 
 __all__ = ["Engine", "EngineSpec", "render", "render_scanner"]
-
-
-class Engine(str, Enum):
-    """Image engine."""
-
-    PHYSICS = "physics"
-    LEARNED = "learned"
 
 
 @dataclass(frozen=True)
