@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _results
 import numpy as np
 import torch
 
@@ -274,20 +275,9 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = RESULTS, section: str = SECTION) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
-    from ivus_sim.io import atomic_write
-
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == section), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    atomic_write(path, lambda fh: fh.write(new.encode()))
+def write_section(text: str, section: str = SECTION) -> None:
+    """Replace this benchmark's section of RESULTS.md (see :func:`_results.write_section`)."""
+    _results.write_section(text, section)
 
 
 def main() -> None:

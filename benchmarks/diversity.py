@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shlex
 import sys
@@ -36,30 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _results
 import numpy as np
+from _results import source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 OUT_DIR = ROOT / "benchmarks" / "results" / "diversity"
 SECTION = "## Diversity"
 SIZE, FOV_MM = 256, 10.0
-
-
-def source_commit() -> str:
-    """The commit of the code that ran: ``git rev-parse`` of this checkout, or the ``SNAPSHOT_COMMIT``
-    file of a clean export (``git archive``), with ``+dirty`` when tracked files differ from it."""
-    import subprocess
-
-    snap = ROOT / "SNAPSHOT_COMMIT"
-    if snap.exists():
-        return snap.read_text().strip()
-    try:
-        c = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "?"
-    return (c.stdout.strip() or "?") + ("+dirty" if dirty else "")
 
 
 def polar(images: np.ndarray, label: np.ndarray) -> np.ndarray:
@@ -117,19 +101,9 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving other sections alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = old.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        new = "\n".join([*lines[:start], *text.rstrip("\n").splitlines(), "", *lines[end:]]).rstrip("\n") + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+def write_section(text: str) -> None:
+    """Replace this benchmark's section of RESULTS.md (see :func:`_results.write_section`)."""
+    _results.write_section(text, SECTION)
 
 
 def main() -> None:
