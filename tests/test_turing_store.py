@@ -271,3 +271,40 @@ def test_crash_between_commit_and_anchor_is_a_warning(study: Path, tmp_path: Pat
         assert res.ok and res.warnings and "not in chain-anchor.log" in res.warnings[0]
     (s / "chain-anchor.log").write_text("\n".join(lines[:-2]) + "\n")  # two missing: not a crash
     assert _problems(s)
+
+
+def test_restart_after_crash_between_commit_and_anchor_recovers_the_tail(study: Path, tmp_path: Path) -> None:
+    """SIGKILL after COMMIT, before the anchor write, then the study goes on: the crashed
+    transaction's entries are anchored as 'recovered' by the next writer and the study verifies."""
+    s = _answered_copy(study, tmp_path / "s")
+    lines = (s / "chain-anchor.log").read_text().splitlines()
+    (s / "chain-anchor.log").write_text("\n".join(lines[:-1]) + "\n")  # the last commit never reached the anchor
+    with Store(s / DB_NAME) as store:
+        with store.transaction() as db:  # the restarted server writes something else first
+            store.append_log(db, "zoom", "R01", {"zoom": 2}, 123)
+        res = store.verify_integrity()
+    assert res.ok, res.problems
+    assert any("recovered" in w for w in res.warnings)
+    assert res.anchored == res.n_entries
+    assert (s / "chain-anchor.log").read_text().splitlines()[-2].endswith(" recovered")
+
+
+def test_recovery_never_blesses_more_than_one_crashed_transaction(study: Path, tmp_path: Path) -> None:
+    s = _answered_copy(study, tmp_path / "s")
+    lines = (s / "chain-anchor.log").read_text().splitlines()
+    (s / "chain-anchor.log").write_text("\n".join(lines[:-2]) + "\n")  # two transactions missing: not a crash
+    with Store(s / DB_NAME) as store:
+        with store.transaction() as db:
+            store.append_log(db, "zoom", "R01", {"zoom": 2}, 123)
+        res = store.verify_integrity()
+    assert not res.ok and "not in chain-anchor.log" in res.problems[0]
+
+
+def test_one_transaction_writes_one_timestamp(study: Path, tmp_path: Path) -> None:
+    s = _answered_copy(study, tmp_path / "s")
+    with Store(s / DB_NAME) as store:
+        with pytest.raises(ValueError, match="same time_ns"):
+            with store.transaction() as db:
+                store.append_log(db, "zoom", "R01", {"zoom": 2}, 1)
+                store.append_log(db, "zoom", "R01", {"zoom": 3}, 2)
+        assert store.verify_integrity().ok  # rolled back: nothing written

@@ -32,8 +32,12 @@ Integrity model (what :meth:`Store.verify_integrity` checks; docs/reader-study.m
   short (the last answer deleted with its entry) no longer matches it. The head is also
   printed by ``turing build`` and ``turing analyze`` and exported with the results: a head
   kept elsewhere (``turing analyze --anchor HASH``) protects even against someone who can
-  rewrite both files. At most one trailing entry may be missing from the anchor (a crash
-  between the database commit and the anchor write); it is reported, not failed.
+  rewrite both files. A crash between the database commit and the anchor write leaves the
+  entries of that one transaction unanchored (one transaction's entries share one ``time_ns``):
+  if they are the chain's tail they are reported,
+  not failed; the next writer (e.g. the restarted server) appends them to the anchor marked
+  ``recovered`` before it writes anything else (:meth:`Store.recover_anchor`), and they stay
+  reported as recovered. Any other unanchored entry is a failure.
 """
 
 from __future__ import annotations
@@ -177,6 +181,10 @@ class Integrity:
                 "external_anchor": self.external_anchor}
 
 
+def _span(seqs: list[int]) -> str:
+    return str(seqs[0]) if len(seqs) == 1 else f"{min(seqs)}-{max(seqs)}"
+
+
 def _entry_hash(prev: str, seq: int, time_ns: int, event: str, reader_id: str | None, payload: str) -> str:
     return hashlib.sha256(f"{prev}|{seq}|{time_ns}|{event}|{reader_id or ''}|{payload}".encode()).hexdigest()
 
@@ -198,6 +206,8 @@ class Store:
         self.anchor_path = self.path.parent / ANCHOR_NAME
         self._pending: list[tuple[int, str]] = []  # chain heads of the open transaction (anchored on commit)
         self._first_bad: int | None = None
+        self._pending_time: int | None = None  # time_ns of the open transaction's entries
+        self._recovered = False  # recover_anchor() ran (once, before this instance's first write)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -221,8 +231,11 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locking) transaction, committed on success, rolled back on error."""
         with self._lock:
+            if not self._recovered:
+                self.recover_anchor()
             self._db.execute("BEGIN IMMEDIATE")
             self._pending = []
+            self._pending_time = None
             try:
                 yield self._db
             except BaseException:
@@ -234,11 +247,55 @@ class Store:
             if pending:
                 self._anchor(pending)
 
-    def _anchor(self, heads: list[tuple[int, str]]) -> None:
+    def _anchored_seqs(self) -> int:
+        """The highest ``seq`` in the anchor file (0 when there is none or it is empty)."""
+        if not self.anchor_path.is_file():
+            return 0
+        top = 0
+        for line in self.anchor_path.read_text().splitlines():
+            parts = line.split()
+            if parts and parts[0].isdigit():
+                top = max(top, int(parts[0]))
+        return top
+
+    def recover_anchor(self) -> list[int]:
+        """Anchor the chain's tail committed just before a crash (before this writer's first write).
+
+        A ``SIGKILL`` between a transaction's ``COMMIT`` and its anchor write leaves that
+        transaction's entries in the database but not in ``chain-anchor.log``. They are appended,
+        marked ``recovered``, only if they are the chain's tail after the highest anchored entry and
+        the chain through them is intact; anything else is left for :meth:`verify_integrity` to
+        report. Only studies that already have an anchor file are touched.
+
+        Returns:
+            The recovered ``seq`` numbers (empty when nothing was missing).
+        """
+        with self._lock:
+            self._recovered = True
+            if not self.anchor_path.is_file():
+                return []
+            top = self._anchored_seqs()
+            log = self._rows(self._db, "SELECT * FROM audit_log ORDER BY seq")
+            prev = GENESIS_HASH
+            for k, r in enumerate(log, start=1):
+                h = _entry_hash(prev, int(r["seq"]), int(r["time_ns"]), str(r["event"]), r["reader_id"],
+                                str(r["payload"]))
+                if r["seq"] != k or r["prev_hash"] != prev or r["hash"] != h:
+                    return []  # a broken chain is never blessed: verify_integrity reports it
+                prev = h
+            tail = [(int(r["seq"]), str(r["hash"])) for r in log if int(r["seq"]) > top]
+            if tail and any(r["time_ns"] != log[-1]["time_ns"] for r in log[top:]):
+                return []  # more than the last transaction is unanchored: not a crash, leave it to verify
+            if tail:
+                self._anchor(tail, note="recovered")
+            return [seq for seq, _ in tail]
+
+    def _anchor(self, heads: list[tuple[int, str]], note: str = "") -> None:
         """Append committed chain heads to the anchor file (one ``seq hash`` line each, fsync'd)."""
         import os
 
-        data = "".join(f"{seq} {h}\n" for seq, h in heads).encode()
+        suffix = f" {note}" if note else ""
+        data = "".join(f"{seq} {h}{suffix}\n" for seq, h in heads).encode()
         fd = os.open(self.anchor_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
@@ -261,7 +318,14 @@ class Store:
 
     def append_log(self, db: sqlite3.Connection, event: str, reader_id: str | None, payload: dict[str, Any],
                    time_ns: int) -> str:
-        """Append one hash-chained entry inside the caller's transaction; returns its hash."""
+        """Append one hash-chained entry inside the caller's transaction; returns its hash.
+
+        All entries of one transaction carry the same ``time_ns`` (the transaction's time): that is
+        how :meth:`verify_integrity` knows which unanchored tail one crashed transaction can leave.
+        """
+        if self._pending_time is not None and time_ns != self._pending_time:
+            raise ValueError("all audit-log entries of one transaction must carry the same time_ns")
+        self._pending_time = time_ns
         last = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS_HASH)
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -549,10 +613,14 @@ class Store:
         if self.anchor_path.is_file():
             anchor_file = str(self.anchor_path)
             seen: set[int] = set()
+            recovered: list[int] = []
             for line_no, line in enumerate(self.anchor_path.read_text().splitlines(), start=1):
                 parts = line.split()
                 if not parts:
                     continue
+                if len(parts) == 3 and parts[2] == "recovered" and parts[0].isdigit():
+                    recovered.append(int(parts[0]))
+                    parts = parts[:2]
                 if len(parts) != 2 or not parts[0].isdigit():
                     problems.append(f"{ANCHOR_NAME} line {line_no} is malformed")
                     continue
@@ -566,10 +634,14 @@ class Store:
                     break
                 seen.add(seq)
             anchored = len(seen)
+            if recovered:
+                warnings.append(f"audit log entries {_span(recovered)} were committed just before a crash and "
+                                f"anchored at restart (marked recovered in {ANCHOR_NAME})")
             missing = [s for s in range(1, n + 1) if s not in seen]
-            if missing == [n]:
-                warnings.append(f"the last audit log entry ({n}) is not in {ANCHOR_NAME} (a crash between commit "
-                                "and anchor write?)")
+            last_txn = {s for s in range(1, n + 1) if log[s - 1]["time_ns"] == log[-1]["time_ns"]} if log else set()
+            if missing and set(missing) <= last_txn and missing == list(range(missing[0], n + 1)):
+                warnings.append(f"the last audit log entries ({_span(missing)}) are not in {ANCHOR_NAME} (a crash "
+                                "between commit and anchor write?)")
             elif missing:
                 problems.append(f"{len(missing)} audit log entries are not in {ANCHOR_NAME} (first: {missing[0]})")
         elif require_anchor_file and anchor is None:
