@@ -122,5 +122,19 @@ def render_scanner(spec: EngineSpec, simulator: Any, scanner: dict[str, Any], la
     z = model.prior.sample(1, d1 + d2, generator=torch_generator(seed, "augment-z")) * float(scanner["z_scale"])
     res = simulator.generate(labels, n=1, seed=int(seed), z=z.to(torch.float32), fov_mm=float(fov_mm))
     raw = np.asarray(res.images)[0]
-    image = learned_display(raw, scanner, run_seed, index, fov_mm)
-    return image, dict(res.records[0])
+    image, nurd = learned_display(raw, scanner, run_seed, index, fov_mm)
+    return image, {**dict(res.records[0]), "display_nurd": nurd}
+
+
+def displayed_nurd(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The NURD warp an image was displayed with (``None``: no NURD), from its simulator record.
+
+    Physics engine: ``physics_params.images[0].nurd``; learned engine with a randomised
+    scanner: ``display_nurd``. The case's label map is warped with it
+    (:func:`ivus_sim.physics.nurd.warp_cartesian`), so labels match what a reader would trace.
+    """
+    if record.get("display_nurd") is not None:
+        return dict(record["display_nurd"])
+    images = (record.get("physics_params") or {}).get("images") or [{}]
+    nurd = images[0].get("nurd")
+    return dict(nurd) if nurd is not None else None

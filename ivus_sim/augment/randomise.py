@@ -284,7 +284,7 @@ _LEARNED_DR_DB = 46.0
 
 
 def learned_display(image: np.ndarray, scanner: dict[str, Any], seed: int, index: int,
-                    fov_mm: float) -> np.ndarray:
+                    fov_mm: float) -> tuple[np.ndarray, dict[str, Any] | None]:
     """Apply a sampled scanner's display chain to a learned-engine image (uint8 ``(N, N)``).
 
     The input display value ``d`` is read as ``(d - 1) * 46 dB`` re white (the model's training
@@ -292,8 +292,13 @@ def learned_display(image: np.ndarray, scanner: dict[str, Any], seed: int, index
     noise floor is added in power (Rayleigh-distributed, from ``rng(seed, "augment-display",
     index)``), the result is log-compressed with the drawn dynamic range, and NURD warps the
     angles. Pixels outside the field of view stay 0.
+
+    Returns:
+        ``(display image (N, N) uint8, the NURD warp applied or None)``; warp the label map with
+        the same coefficients (:func:`ivus_sim.physics.nurd.warp_cartesian`).
     """
     from ivus_sim.geometry import radius_map
+    from ivus_sim.physics.nurd import warp_cartesian
 
     n = image.shape[-1]
     g = rng(seed, "augment-display", index)
@@ -311,28 +316,15 @@ def learned_display(image: np.ndarray, scanner: dict[str, Any], seed: int, index
     out = np.clip(1.0 + 10.0 * np.log10(np.maximum(power, 1e-30)) / dr, 0.0, 1.0)
     out = np.where(d > 0, out, 0.0)
     shift = float(scanner["nurd_max_shift_deg"])
-    if shift > 0:
-        out = _nurd_cartesian(out, shift, g)
+    coeffs = _nurd_coeffs(shift, g) if shift > 0 else None
+    out = warp_cartesian(out, coeffs, order=1)
     out = np.where(inside, out, 0.0)
-    return np.asarray(np.round(out * 255.0), dtype=np.uint8)
+    return np.asarray(np.round(out * 255.0), dtype=np.uint8), coeffs
 
 
-def _nurd_cartesian(img: np.ndarray, max_shift_deg: float, g: np.random.Generator) -> np.ndarray:
-    """Angular warp about the image centre (same law as :func:`ivus_sim.physics.nurd.sample_nurd`)."""
-    from scipy.ndimage import map_coordinates
-
+def _nurd_coeffs(max_shift_deg: float, g: np.random.Generator) -> dict[str, Any]:
+    """A NURD warp for the learned engine's display (same law as the physics engine's)."""
     from ivus_sim.config import Nurd
     from ivus_sim.physics.nurd import sample_nurd
 
-    c = sample_nurd(Nurd(enabled=True, max_shift_deg=max_shift_deg, harmonics=3), g)
-    n = img.shape[-1]
-    cc = (n - 1) / 2
-    yy, xx = np.mgrid[:n, :n].astype(np.float64)
-    th = np.arctan2(yy - cc, xx - cc)
-    r = np.hypot(yy - cc, xx - cc)
-    shift = np.zeros_like(th)
-    for k, (amp, ph) in enumerate(zip(c["amplitudes_deg"], c["phases_rad"], strict=True), start=1):
-        shift += math.radians(amp) * np.sin(k * th + ph)
-    src = th - shift
-    coords = np.stack([cc + r * np.sin(src), cc + r * np.cos(src)])
-    return np.asarray(map_coordinates(img, coords, order=1, mode="nearest"))
+    return sample_nurd(Nurd(enabled=True, max_shift_deg=max_shift_deg, harmonics=3), g)

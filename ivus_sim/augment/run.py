@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ivus_sim import __version__
-from ivus_sim.augment.engine import Engine, EngineSpec, render, render_scanner
+from ivus_sim.augment.engine import Engine, EngineSpec, displayed_nurd, render, render_scanner
 from ivus_sim.augment.labels import LabelMapping
 from ivus_sim.augment.layout import CasePaths, DatasetLayout, ImageFormat, Layout
 from ivus_sim.augment.manifest import (
@@ -55,6 +55,7 @@ from ivus_sim.augment.randomise import ScannerRanges, sample_scanner
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import array_hash, write_json
 from ivus_sim.outputs import PlannedOutput, make_sidecar, reproducing_command
+from ivus_sim.physics.nurd import warp_cartesian
 from ivus_sim.seeding import derive_seed
 
 __all__ = ["Shard", "AugmentConfig", "AugmentReport", "run_augment", "regenerate_case", "image_seed",
@@ -223,7 +224,8 @@ class _CaseMaker:
                                            frame.geometry.fov_mm, cfg.seed, index)
         else:
             image, record = render(self.simulator, frame.labels, s, frame.geometry.fov_mm)
-        task = self.mapping.apply(frame.labels)
+        # labels as displayed: the same NURD warp as the image (a reader traces the distorted frame)
+        task = self.mapping.apply(warp_cartesian(frame.labels, displayed_nurd(record), order=0))
         paths = self.layout.paths(index)
         record = {
             "kind": "ivus-sim augment case",

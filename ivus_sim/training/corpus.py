@@ -66,6 +66,7 @@ def make_corpus(n: int, out: str | Path, seed: int = 0, preset: str = "20mhz", s
     )
     from ivus_sim.phantom.random import random_phantom
     from ivus_sim.physics import PhysicsSimulator
+    from ivus_sim.physics.nurd import warp_cartesian
     from ivus_sim.seeding import check_seed
     from ivus_sim.simulator.physics import preset_key
 
@@ -132,7 +133,9 @@ def make_corpus(n: int, out: str | Path, seed: int = 0, preset: str = "20mhz", s
                               "fov_mm": float(fov_mm), "label": lab_p.name, "image": img_p.name,
                               "phantom": phantoms[k].meta,
                               "regenerate": {"phantom": manifest["phantom"], "image": manifest["image"]}}
-                    write_output(item, {lab_p: png_writer(labels[k]),
+                    # the label map as displayed: the image's NURD warp, if the preset has one
+                    shown = warp_cartesian(labels[k], res.params["images"][k]["nurd"], order=0)
+                    write_output(item, {lab_p: png_writer(shown),
                                         img_p: png_writer(np.asarray(res.image[k], dtype=np.uint8))},
                                  make_sidecar(item, record, command, {"label": [lab_p.name], "image": [img_p.name]}))
                     bar.update(1)
