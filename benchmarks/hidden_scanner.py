@@ -152,6 +152,7 @@ class Bench:
         from ivus_sim.io import save_png
         from ivus_sim.phantom.random import random_phantom
         from ivus_sim.physics import PhysicsSimulator
+        from ivus_sim.physics.nurd import warp_cartesian
 
         torch.set_num_threads(self.a.threads)
         preset, tissues = scanner_files(name)
@@ -160,10 +161,14 @@ class Bench:
         ps = req["phantom_seed"]
         labels = np.stack([random_phantom(ps, size=SIZE, fov_mm=FOV_MM, index=i).labels[0]
                            for i in range(N_TRAIN + N_TEST)])
-        imgs = np.asarray(sim.simulate(labels, seed=ps, fov_mm=FOV_MM).image)
+        res = sim.simulate(labels, seed=ps, fov_mm=FOV_MM)
+        imgs = np.asarray(res.image)
         # control: the same test phantoms, the same scanner, other speckle (another physics seed)
         floor = np.asarray(sim.simulate(labels[N_TRAIN:], seed=ps + 1, fov_mm=FOV_MM,
                                         first_index=N_TRAIN).image)
+        # the labels as a reader traces them on the displayed frame: with the frame's NURD warp
+        labels = np.stack([warp_cartesian(labels[i], res.params["images"][i]["nurd"], order=0)
+                           for i in range(len(labels))])
         for sub in ("train", "test", "test_labels", "fake_floor"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         for i in range(N_TRAIN):
