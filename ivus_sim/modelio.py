@@ -278,3 +278,39 @@ def load_default_model(device: str | torch.device = "cpu") -> tuple[TwoStageAAE,
         model = _build(weights, card, _read_weights(weights), device)
         mid = model_id_for(weights.read_bytes(), "ivus-sim-default")
     return model, card, mid
+
+
+# ------------------------------------------------------------------------------ transfer (train.init)
+def initial_generator(spec: str, model_config: Any) -> tuple[dict[str, torch.Tensor], str]:
+    """Generator weights to start a training run from (``train.init``).
+
+    Args:
+        spec: ``"default"`` (the embedded model) or a model / run folder / ``.safetensors`` file.
+        model_config: the run's :class:`~ivus_sim.two_stage.ModelConfig`; the source's must equal it.
+
+    Returns:
+        ``(state dict of the generator tensors, model_id of the source)``.
+
+    Raises:
+        IvusSimError: one line when the source is missing, unreadable or of another architecture.
+    """
+    if spec == "default":
+        _require()
+        card = default_model_card()
+        with resources.as_file(_resource(WEIGHTS_NAME)) as wpath:
+            weights = Path(wpath)
+            sd = _read_weights(weights)
+            mid = model_id_for(weights.read_bytes(), "ivus-sim-default")
+    else:
+        weights, card_path = find_model_files(spec)
+        card = read_card(card_path)
+        sd = _read_weights(weights)
+        mid = model_id_for(weights.read_bytes(), Path(spec).stem or "model")
+    theirs = dict(card.get("model_config") or {})
+    ours = model_config.to_dict()
+    diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+    if diff:
+        k = diff[0]
+        raise IvusSimError(f"train.init: {spec} has another architecture (model.{k}: {theirs.get(k)!r}, this config: "
+                           f"{ours.get(k)!r}); use its config's model section or train from scratch (init: null)")
+    return sd, mid

@@ -215,3 +215,28 @@ def test_named_losses_are_weighted_generically(toy: tuple[np.ndarray, np.ndarray
     for k, v in tr.model.stage1.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert tr._used_weights["my_new_loss"] == 3.0 and tr._used_weights["s1_rec"] == 0.0
+
+
+def test_init_starts_from_a_trained_generator_and_records_it(toy: tuple[np.ndarray, np.ndarray],
+                                                              tmp_path: Path) -> None:
+    """train.init: the generator starts as the source model's (transfer); discriminators start fresh;
+    the card names the source; another architecture is a one-line error."""
+    from ivus_sim.modelio import generator_keys
+
+    cfg = _cfg()
+    Trainer(cfg, _dataset(toy, cfg), tmp_path / "src", progress=False).fit()
+    source = load_model(tmp_path / "src")
+    init = _cfg(init=str(tmp_path / "src"))
+    tr = Trainer(init, _dataset(toy, init), tmp_path / "ft", progress=False, seed=5)
+    sd, src_sd = tr.model.state_dict(), source.state_dict()
+    keys = generator_keys(tr.model)
+    assert keys and all(torch.equal(sd[k], src_sd[k]) for k in keys)
+    scratch = Trainer(cfg, _dataset(toy, cfg), tmp_path / "scratch", progress=False, seed=5).model.state_dict()
+    assert not all(torch.equal(scratch[k], src_sd[k]) for k in keys)  # a real change, not the seed's init
+    tr.fit()
+    card = json.loads((tmp_path / "ft" / "model" / "model.json").read_text())
+    assert card["training_data"]["initialised_from"]["init"] == str(tmp_path / "src")
+    assert card["training_data"]["initialised_from"]["model_id"].startswith("src-")
+    other = dataclasses.replace(init, model=dataclasses.replace(init.model, z1_dim=init.model.z1_dim + 1))
+    with pytest.raises(IvusSimError, match=r"train.init: .* another architecture \(model.z1_dim"):
+        Trainer(other, _dataset(toy, other), tmp_path / "bad", progress=False)

@@ -62,6 +62,11 @@ class OptimConfig:
         deterministic: torch deterministic algorithms during the run (exact resume tests on CPU).
         amp: bfloat16 autocast on CUDA (ignored on CPU).
         threads: CPU threads for torch during the run (``null`` = torch's default); restored after.
+        init: start from a trained model's generator (encoders, decoders, formation parameters)
+            instead of a random init: ``default`` (the embedded model) or a model / run folder.
+            Its architecture must equal the ``model`` section; the discriminators start fresh.
+            This is transfer learning: a dozen frames of a new scanner adapt a model that
+            already knows anatomy and image formation (``own_data`` uses it).
     """
 
     batch_size: int = ranged(8, lo=1)
@@ -78,6 +83,7 @@ class OptimConfig:
     deterministic: bool = False
     amp: bool = True
     threads: int | None = ranged(None, lo=1)
+    init: str | None = None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import write_json
-from ivus_sim.modelio import MODEL_DIR_NAME, code_version, save_model
+from ivus_sim.modelio import MODEL_DIR_NAME, code_version, generator_keys, initial_generator, save_model
 from ivus_sim.seeding import derive_seed, rng
 from ivus_sim.training import distributed
 from ivus_sim.training.card import final_metrics, model_card
@@ -162,6 +162,14 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # the seed decides the init; the global RNG is left alone
             torch.manual_seed(derive_seed(self.seed, "model-init"))
             self.model = TwoStageAAE(config.model)
+        self.init_model_id: str | None = None
+        if t.init is not None:  # transfer: the generator of a trained model (discriminators start fresh)
+            sd, self.init_model_id = initial_generator(t.init, config.model)
+            keys = set(generator_keys(self.model))
+            missing = sorted(keys - set(sd))
+            if missing:
+                raise IvusSimError(f"train.init: {t.init} lacks {len(missing)} generator tensors (e.g. {missing[0]})")
+            self.model.load_state_dict({k: v for k, v in sd.items() if k in keys}, strict=False)
         self.model.to(self.device)
         self.phases = model_phases(self.model, self.stages)
         defaults = getattr(self.model, "default_loss_weights", None)
@@ -433,6 +441,8 @@ class Trainer:
     def model_card(self, metrics: dict[str, float], holdout: dict[str, Any] | None = None) -> dict[str, Any]:
         data = {"description": self.data_description, "fingerprint": self.data_fingerprint,
                 "n_pairs": self.n_data, **self.data_info}
+        if self.init_model_id is not None:
+            data["initialised_from"] = {"init": self.config.train.init, "model_id": self.init_model_id}
         return model_card(name=self.config.name, stages=self.stages, data=data, train_config=self.config.to_dict(),
                           seed=self.seed, steps=self.step, epochs=self.epoch, metrics=metrics,
                           commands=self.commands, device=str(self.device), world_size=self.world, holdout=holdout,
