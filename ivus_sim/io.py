@@ -95,24 +95,36 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_stale_temps(folder: str | Path) -> list[Path]:
+def clean_stale_temps(folder: str | Path, *, recursive: bool = False, exclusive: bool = False) -> list[Path]:
     """Remove the hidden temp files that a killed run (``kill -9``, power loss) left in ``folder``.
 
     A temp file is stale when the process named in it no longer runs (temp files of a live
-    process, e.g. a parallel run into the same folder, are kept). Returns the removed paths.
+    process, e.g. a parallel run into the same folder, are kept); a temp file of an older version
+    (no process id in its name) when it is over an hour old.
+
+    Args:
+        folder: the folder to clean (missing: nothing to do).
+        recursive: also clean its sub-folders.
+        exclusive: the caller owns the folder (no other process writes there: a training run
+            folder being resumed), so every temp file in it is stale.
+
+    Returns:
+        The removed paths.
     """
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
     now = time.time()
-    for p in folder.iterdir():
+    for p in folder.rglob(".*") if recursive else folder.iterdir():
         name = p.name
         if not name.startswith(".") or ".tmp" not in name:
             continue
         m = _TEMP_RE.match(name)
         try:
-            if m is not None:
+            if exclusive:
+                stale = True
+            elif m is not None:
                 stale = not _pid_alive(int(m.group("pid")))
             else:
                 stale = bool(_OLD_TEMP_RE.match(name)) and now - p.stat().st_mtime > _OLD_TEMP_AGE_S

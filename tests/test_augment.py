@@ -356,3 +356,18 @@ def test_user_phantom_folder_is_cycled(tmp_path):
     assert [Path(r["phantom_source"]).name for r in rows] == ["p0.npy", "p1.npy", "p0.npy"]
     assert rows[0]["phantom_hash"] == rows[2]["phantom_hash"] != rows[1]["phantom_hash"]
     assert rows[0]["image_hash"] != rows[2]["image_hash"]  # same phantom, fresh speckle
+
+
+def test_finishing_keeps_a_live_writers_temp_files_and_removes_dead_ones(tmp_path: Path) -> None:
+    """A shard that finishes while another shard still writes must not delete that shard's temp
+    files (it did: every hidden temp in the dataset folders was removed); a killed writer's are."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(done.stdout)
+    out = tmp_path / "d"
+    run_augment(_config(out, n=4), shard=Shard(0, 2), workers=0, progress=False)  # one shard done
+    live = out / "imagesTr" / f".ivus_000009.png.{os.getpid()}-abcd1234.tmp.png"
+    dead = out / "imagesTr" / f".ivus_000008.png.{dead_pid}-abcd1234.tmp.png"
+    live.write_bytes(b"x")
+    dead.write_bytes(b"x")
+    assert run_augment(_config(out, n=4), shard=Shard(1, 2), workers=0, progress=False).complete  # finishes
+    assert live.exists() and not dead.exists()

@@ -53,7 +53,7 @@ from ivus_sim.augment.manifest import (
 from ivus_sim.augment.phantoms import PhantomSource
 from ivus_sim.augment.randomise import ScannerRanges, sample_scanner
 from ivus_sim.errors import IvusSimError
-from ivus_sim.io import array_hash, write_json
+from ivus_sim.io import array_hash, clean_stale_temps, write_json
 from ivus_sim.outputs import PlannedOutput, make_sidecar, reproducing_command
 from ivus_sim.physics.nurd import warp_cartesian
 from ivus_sim.seeding import derive_seed
@@ -382,14 +382,6 @@ def _present(layout: DatasetLayout, rows: dict[int, ManifestRow], indices: range
     return out
 
 
-def _remove_stale_temps(root: Path) -> None:
-    for d in (root, root / "imagesTr", root / "labelsTr", root / PARTS_DIR):
-        if d.is_dir():
-            for p in d.glob(".*.tmp*"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-
-
 def _finalise(config: AugmentConfig, layout: DatasetLayout, rows: list[ManifestRow]) -> None:
     root = Path(config.out)
     parts = part_files(root)
@@ -403,7 +395,8 @@ def _finalise(config: AugmentConfig, layout: DatasetLayout, rows: list[ManifestR
     for p in parts:  # now merged into manifest.csv
         with contextlib.suppress(OSError):
             p.unlink()
-    _remove_stale_temps(root)
+    for d in (root, root / "imagesTr", root / "labelsTr", root / PARTS_DIR):
+        clean_stale_temps(d)  # of killed writers only: a live shard's temp files stay
     with contextlib.suppress(OSError):  # only when empty (another shard may still be writing one)
         (root / PARTS_DIR).rmdir()
 

@@ -5,7 +5,7 @@ after a kill: model and optimiser states, the RNG states of torch (CPU and CUDA)
 Python, the step/epoch/data-order position, plus the config, code version and data fingerprint
 (a resume against different data or config is refused). Written atomically (temp file + fsync +
 rename via :mod:`ivus_sim.io`), so a kill mid-write keeps the previous one; the hidden temp files
-a ``kill -9`` can leave are removed by :func:`remove_stale_temp_files` when the run resumes.
+a ``kill -9`` can leave are removed by :func:`ivus_sim.io.clean_stale_temps` when the run resumes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ __all__ = [
     "load_checkpoint",
     "save_model",
     "load_model",
-    "remove_stale_temp_files",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -102,18 +101,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT + "-checkpoint":
         raise IvusSimError(f"{path} is not an ivus-sim training checkpoint")
     return obj
-
-
-def remove_stale_temp_files(folder: str | Path) -> list[Path]:
-    """Delete the hidden temp files (``.<name>.*.tmp*``) that a killed writer left in ``folder`` and its
-    sub-folders (checkpoint, model, sample grids, plots). Only call it while no other process writes there."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    stale = [p for p in folder.rglob(".*.tmp*") if p.is_file() and ".tmp" in p.name]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
 
 
 def save_model(directory: str | Path, model: TwoStageAAE, card: dict[str, Any]) -> Path:

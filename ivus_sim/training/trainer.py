@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
 from ivus_sim.errors import IvusSimError
-from ivus_sim.io import write_json
+from ivus_sim.io import clean_stale_temps, write_json
 from ivus_sim.modelio import MODEL_DIR_NAME, code_version, generator_keys, initial_generator, save_model
 from ivus_sim.seeding import derive_seed, rng
 from ivus_sim.training import distributed
@@ -45,7 +45,6 @@ from ivus_sim.training.card import final_metrics, model_card
 from ivus_sim.training.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
-    remove_stale_temp_files,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -345,7 +344,7 @@ class Trainer:
         distributed.barrier()  # every rank has checked before rank 0 changes the folder
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            remove_stale_temp_files(self.out)  # what a kill -9 left mid-write
+            clean_stale_temps(self.out, recursive=True, exclusive=True)  # what a kill -9 left mid-write
             if not resume:
                 self.log.reset()
         distributed.barrier()
