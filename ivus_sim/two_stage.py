@@ -107,6 +107,10 @@ class ModelConfig:
         stage2_kind: ``physics`` (learned speckle formation) or ``spade`` (legacy).
         refine_channels: ``physics`` refinement widths per scale, finest first.
         param_hidden: ``physics`` scattering-parameter network width.
+        refine_highpass: ``physics``: side [polar pixels] of the local mean removed from the
+            refinement's residual (0 = off). The refinement then adds texture only: it cannot move
+            the local brightness that stage 1 and the formation set, so acoustic shadows behind
+            calcium stay dark (measured: an unconstrained refinement filled them, 33 -> 15 grey levels).
         encoder_channels: encoder widths (stride-2 stages).
         latent_hidden: latent discriminator width.
         patch_channels: patch discriminator first-layer width.
@@ -133,6 +137,7 @@ class ModelConfig:
     stage2_kind: Stage2Kind = Stage2Kind.PHYSICS
     refine_channels: tuple[int, ...] = (12, 24, 32, 48)
     param_hidden: int = 12
+    refine_highpass: int = 0
 
     def __post_init__(self) -> None:
         div = max(self.stage1_downsample * 2 ** (len(self.stage1_channels) - 1), 2 ** len(self.encoder_channels))
@@ -187,7 +192,8 @@ class TwoStageAAE(nn.Module):
         self.stage2: nn.Module
         if cfg.stage2_kind is Stage2Kind.PHYSICS:
             self.stage2 = PhysicsStage2Decoder(cfg.z2_dim, cfg.n_angles, cfg.fov_mm / 2, cfg.n_noise,
-                                               cfg.refine_channels, cfg.param_hidden)
+                                               cfg.refine_channels, cfg.param_hidden,
+                                               refine_highpass=cfg.refine_highpass)
         else:
             self.stage2 = Stage2Decoder(SEG2_CHANNELS, cfg.z2_dim, cfg.stage2_channels, cfg.stage2_blocks,
                                         cfg.n_noise, cfg.spade_hidden)

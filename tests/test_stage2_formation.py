@@ -145,6 +145,31 @@ def test_rotation_equivariant_no_seam() -> None:
     assert float((torch.roll(y, 16, -2) - y2).abs().max()) < 1e-4
 
 
+def test_highpass_refinement_adds_texture_not_brightness() -> None:
+    """refine_highpass: the residual's local mean is removed, so over any k x k window (away from the
+    clamp) the image's mean equals the formed image's; without it the refinement shifts it."""
+    from ivus_sim.stage2.decoder import _local_mean
+
+    torch.manual_seed(2)
+    lab = torch.randint(0, 7, (2, 64, 32))
+    mean, z, noise = torch.rand(2, 1, 64, 32) * 0.3 + 0.35, torch.randn(2, 8), torch.randn(2, 7, 64, 32)
+    shifts = {}
+    for k in (0, 8):
+        torch.manual_seed(3)
+        dec = PhysicsStage2Decoder(z_dim=8, n_angles=64, radius_mm=R, n_noise=1, refine_channels=(8, 16),
+                                   refine_highpass=k)
+        torch.nn.init.normal_(dec.refine.out.conv.weight, std=0.3)
+        torch.nn.init.constant_(dec.refine.out.conv.bias, 0.05)  # a brightness offset the refinement wants
+        with torch.no_grad():
+            out = dec(mean, lab, z, noise)
+        img, formed = out["image"], out["formed"]
+        assert isinstance(img, torch.Tensor) and isinstance(formed, torch.Tensor)
+        ok = (formed > 0.02) & (formed < 0.98) & (img > 0) & (img < 1) & (lab[:, None] < 6)  # unclamped, not blank
+        diff = torch.where(ok, img - formed, torch.zeros(()))
+        shifts[k] = float(_local_mean(diff, 8)[:, :, 8:-8, 8:-8].abs().mean())
+    assert shifts[8] < 0.01 < shifts[0], shifts
+
+
 def test_shadow_in_the_mean_survives_formation() -> None:
     """Stage 1 puts the shadow into the mean; stage 2 keeps the region behind calcium dark."""
     mean = torch.full((2, A, S), 0.55)

@@ -49,6 +49,8 @@ class PhysicsStage2Decoder(nn.Module):
         refine_channels: refinement widths per scale from 1/2 resolution down.
         param_hidden: width of the scattering-parameter network.
         defaults: initial scanner settings.
+        refine_highpass: side [polar pixels] of the local mean removed from the refinement's
+            residual (0 = off): the residual adds texture, not brightness (shadows stay dark).
 
     ``forward(mean (B,1,A,S), labels (B,A,S), z (B,z_dim), noise (B, 6 + n_noise, A, S))`` -> dict
     ``image (B,1,A,S)`` in [0, 1], ``formed (B,1,A,S)`` (before the residual, unclipped) and ``style``.
@@ -56,8 +58,11 @@ class PhysicsStage2Decoder(nn.Module):
 
     def __init__(self, z_dim: int, n_angles: int, radius_mm: float, n_noise: int = 1,
                  refine_channels: Sequence[int] = (12, 24, 32, 48), param_hidden: int = 12,
-                 defaults: ScannerDefaults | None = None) -> None:
+                 defaults: ScannerDefaults | None = None, refine_highpass: int = 0) -> None:
         super().__init__()
+        if refine_highpass < 0:
+            raise ValueError(f"refine_highpass must be >= 0, got {refine_highpass}")
+        self.refine_highpass = int(refine_highpass)
         self.n_angles = n_angles
         self.radius_mm = radius_mm
         self.n_noise = n_noise
@@ -91,9 +96,21 @@ class PhysicsStage2Decoder(nn.Module):
         if self.n_noise:
             x.append(noise[:, FORMATION_NOISE_CHANNELS:].to(mean.dtype))
         z_tex = z[:, self.n_style:] if z.shape[1] > self.n_style else None
-        res = self.refine(torch.cat(x, 1), cond_half, z_tex)
-        image = (formed + res.float()).clamp(0.0, 1.0)
+        res = self.refine(torch.cat(x, 1), cond_half, z_tex).float()
+        if self.refine_highpass:
+            res = res - _local_mean(res, self.refine_highpass)
+        image = (formed + res).clamp(0.0, 1.0)
         lut: torch.Tensor = self.blank_lut  # type: ignore[assignment]
         blank = lut[labels.long()][:, None]
         image = torch.where(blank, torch.zeros((), device=image.device), image)
         return {"image": image, "formed": formed, "style": style}
+
+
+def _local_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Box mean of ``x (B, C, A, S)`` over ``k x k`` polar pixels: circular along the angles (a
+    frame is periodic), edge-replicated along depth."""
+    p = k // 2
+    q = k - 1 - p
+    y = F.pad(x, (p, q, 0, 0), mode="replicate")
+    y = F.pad(y, (0, 0, p, q), mode="circular")
+    return F.avg_pool2d(y, k, stride=1)
