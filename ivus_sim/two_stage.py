@@ -107,10 +107,12 @@ class ModelConfig:
         stage2_kind: ``physics`` (learned speckle formation) or ``spade`` (legacy).
         refine_channels: ``physics`` refinement widths per scale, finest first.
         param_hidden: ``physics`` scattering-parameter network width.
-        refine_highpass: ``physics``: side [polar pixels] of the local mean removed from the
-            refinement's residual (0 = off). The refinement then adds texture only: it cannot move
-            the local brightness that stage 1 and the formation set, so acoustic shadows behind
-            calcium stay dark (measured: an unconstrained refinement filled them, 33 -> 15 grey levels).
+        mean_lock: ``physics``: side ``k`` [polar pixels] of the window over which stage 2's image
+            keeps stage 1's mean (0 = off). The formed image's ``k x k`` local mean is replaced by
+            the stage-1 mean's, and the refinement's residual loses its local mean, so stage 2 adds
+            speckle and texture around the echogenicity that stage 1 sets and cannot move it:
+            acoustic shadows behind calcium stay as dark as stage 1 draws them (measured: without it
+            the formation and refinement filled them, 33 -> 15 grey levels).
         encoder_channels: encoder widths (stride-2 stages).
         latent_hidden: latent discriminator width.
         patch_channels: patch discriminator first-layer width.
@@ -137,7 +139,7 @@ class ModelConfig:
     stage2_kind: Stage2Kind = Stage2Kind.PHYSICS
     refine_channels: tuple[int, ...] = (12, 24, 32, 48)
     param_hidden: int = 12
-    refine_highpass: int = 0
+    mean_lock: int = 0
 
     def __post_init__(self) -> None:
         div = max(self.stage1_downsample * 2 ** (len(self.stage1_channels) - 1), 2 ** len(self.encoder_channels))
@@ -193,7 +195,7 @@ class TwoStageAAE(nn.Module):
         if cfg.stage2_kind is Stage2Kind.PHYSICS:
             self.stage2 = PhysicsStage2Decoder(cfg.z2_dim, cfg.n_angles, cfg.fov_mm / 2, cfg.n_noise,
                                                cfg.refine_channels, cfg.param_hidden,
-                                               refine_highpass=cfg.refine_highpass)
+                                               mean_lock=cfg.mean_lock)
         else:
             self.stage2 = Stage2Decoder(SEG2_CHANNELS, cfg.z2_dim, cfg.stage2_channels, cfg.stage2_blocks,
                                         cfg.n_noise, cfg.spade_hidden)

@@ -145,9 +145,9 @@ def test_rotation_equivariant_no_seam() -> None:
     assert float((torch.roll(y, 16, -2) - y2).abs().max()) < 1e-4
 
 
-def test_highpass_refinement_adds_texture_not_brightness() -> None:
-    """refine_highpass: the residual's local mean is removed, so over any k x k window (away from the
-    clamp) the image's mean equals the formed image's; without it the refinement shifts it."""
+def test_mean_lock_keeps_stage_ones_brightness() -> None:
+    """mean_lock: over any k x k window (away from the clamp) the image's mean equals the input mean's:
+    the formation's bias and the refinement's offset are removed; without it both shift it."""
     from ivus_sim.stage2.decoder import _local_mean
 
     torch.manual_seed(2)
@@ -157,7 +157,7 @@ def test_highpass_refinement_adds_texture_not_brightness() -> None:
     for k in (0, 8):
         torch.manual_seed(3)
         dec = PhysicsStage2Decoder(z_dim=8, n_angles=64, radius_mm=R, n_noise=1, refine_channels=(8, 16),
-                                   refine_highpass=k)
+                                   mean_lock=k)
         torch.nn.init.normal_(dec.refine.out.conv.weight, std=0.3)
         torch.nn.init.constant_(dec.refine.out.conv.bias, 0.05)  # a brightness offset the refinement wants
         with torch.no_grad():
@@ -165,7 +165,7 @@ def test_highpass_refinement_adds_texture_not_brightness() -> None:
         img, formed = out["image"], out["formed"]
         assert isinstance(img, torch.Tensor) and isinstance(formed, torch.Tensor)
         ok = (formed > 0.02) & (formed < 0.98) & (img > 0) & (img < 1) & (lab[:, None] < 6)  # unclamped, not blank
-        diff = torch.where(ok, img - formed, torch.zeros(()))
+        diff = torch.where(ok, img - mean, torch.zeros(()))
         shifts[k] = float(_local_mean(diff, 8)[:, :, 8:-8, 8:-8].abs().mean())
     assert shifts[8] < 0.01 < shifts[0], shifts
 

@@ -49,8 +49,9 @@ class PhysicsStage2Decoder(nn.Module):
         refine_channels: refinement widths per scale from 1/2 resolution down.
         param_hidden: width of the scattering-parameter network.
         defaults: initial scanner settings.
-        refine_highpass: side [polar pixels] of the local mean removed from the refinement's
-            residual (0 = off): the residual adds texture, not brightness (shadows stay dark).
+        mean_lock: side ``k`` [polar pixels] of the window over which the output keeps the input
+            mean (0 = off): the formed image's local mean is replaced by the input mean's and the
+            refinement's residual loses its local mean (texture, not brightness: shadows stay dark).
 
     ``forward(mean (B,1,A,S), labels (B,A,S), z (B,z_dim), noise (B, 6 + n_noise, A, S))`` -> dict
     ``image (B,1,A,S)`` in [0, 1], ``formed (B,1,A,S)`` (before the residual, unclipped) and ``style``.
@@ -58,11 +59,11 @@ class PhysicsStage2Decoder(nn.Module):
 
     def __init__(self, z_dim: int, n_angles: int, radius_mm: float, n_noise: int = 1,
                  refine_channels: Sequence[int] = (12, 24, 32, 48), param_hidden: int = 12,
-                 defaults: ScannerDefaults | None = None, refine_highpass: int = 0) -> None:
+                 defaults: ScannerDefaults | None = None, mean_lock: int = 0) -> None:
         super().__init__()
-        if refine_highpass < 0:
-            raise ValueError(f"refine_highpass must be >= 0, got {refine_highpass}")
-        self.refine_highpass = int(refine_highpass)
+        if mean_lock < 0:
+            raise ValueError(f"mean_lock must be >= 0, got {mean_lock}")
+        self.mean_lock = int(mean_lock)
         self.n_angles = n_angles
         self.radius_mm = radius_mm
         self.n_noise = n_noise
@@ -92,13 +93,15 @@ class PhysicsStage2Decoder(nn.Module):
                             d_db=d_db, sigma_n=sigma_n, sigma_t=sigma_t)
         assert isinstance(formed, torch.Tensor)
         formed = formed[:, None]
+        if self.mean_lock:  # the local brightness is stage 1's; the formation contributes the speckle around it
+            formed = formed + _local_mean(mean.float() - formed, self.mean_lock)
         x = [formed.clamp(-0.5, 1.5).to(mean.dtype), mean]
         if self.n_noise:
             x.append(noise[:, FORMATION_NOISE_CHANNELS:].to(mean.dtype))
         z_tex = z[:, self.n_style:] if z.shape[1] > self.n_style else None
         res = self.refine(torch.cat(x, 1), cond_half, z_tex).float()
-        if self.refine_highpass:
-            res = res - _local_mean(res, self.refine_highpass)
+        if self.mean_lock:
+            res = res - _local_mean(res, self.mean_lock)
         image = (formed + res).clamp(0.0, 1.0)
         lut: torch.Tensor = self.blank_lut  # type: ignore[assignment]
         blank = lut[labels.long()][:, None]
