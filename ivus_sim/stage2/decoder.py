@@ -36,6 +36,9 @@ from ivus_sim.tissues import Tissue
 __all__ = ["PhysicsStage2Decoder"]
 
 _BLANK_IDS = (int(Tissue.CATHETER), int(Tissue.OUTSIDE))  # black, as in the engine
+#: fixed-point steps of the mean lock (display clamping at 0 and 1 moves the local mean; 3 steps
+#: bring it within ~1 grey level of the target in the darkest shadows, measured)
+_LOCK_ITERATIONS = 3
 
 
 class PhysicsStage2Decoder(nn.Module):
@@ -50,8 +53,9 @@ class PhysicsStage2Decoder(nn.Module):
         param_hidden: width of the scattering-parameter network.
         defaults: initial scanner settings.
         mean_lock: side ``k`` [polar pixels] of the window over which the output keeps the input
-            mean (0 = off): the formed image's local mean is replaced by the input mean's and the
-            refinement's residual loses its local mean (texture, not brightness: shadows stay dark).
+            mean (0 = off): formed image + refinement residual are shifted, in a few fixed-point
+            steps, until the ``k x k`` local mean of the *displayed* (clamped) image equals the input
+            mean's (texture, not brightness: shadows stay as dark as stage 1 draws them).
 
     ``forward(mean (B,1,A,S), labels (B,A,S), z (B,z_dim), noise (B, 6 + n_noise, A, S))`` -> dict
     ``image (B,1,A,S)`` in [0, 1], ``formed (B,1,A,S)`` (before the residual, unclipped) and ``style``.
@@ -93,16 +97,17 @@ class PhysicsStage2Decoder(nn.Module):
                             d_db=d_db, sigma_n=sigma_n, sigma_t=sigma_t)
         assert isinstance(formed, torch.Tensor)
         formed = formed[:, None]
-        if self.mean_lock:  # the local brightness is stage 1's; the formation contributes the speckle around it
-            formed = formed + _local_mean(mean.float() - formed, self.mean_lock)
         x = [formed.clamp(-0.5, 1.5).to(mean.dtype), mean]
         if self.n_noise:
             x.append(noise[:, FORMATION_NOISE_CHANNELS:].to(mean.dtype))
         z_tex = z[:, self.n_style:] if z.shape[1] > self.n_style else None
         res = self.refine(torch.cat(x, 1), cond_half, z_tex).float()
-        if self.mean_lock:
-            res = res - _local_mean(res, self.mean_lock)
-        image = (formed + res).clamp(0.0, 1.0)
+        x = formed + res
+        if self.mean_lock:  # the local brightness is stage 1's: formation and refinement add texture around it
+            target = mean.float()
+            for _ in range(_LOCK_ITERATIONS):  # match the *displayed* (clamped) local mean, as the teacher's is
+                x = x + _local_mean(target - x.clamp(0.0, 1.0), self.mean_lock)
+        image = x.clamp(0.0, 1.0)
         lut: torch.Tensor = self.blank_lut  # type: ignore[assignment]
         blank = lut[labels.long()][:, None]
         image = torch.where(blank, torch.zeros((), device=image.device), image)
