@@ -240,3 +240,31 @@ def test_init_starts_from_a_trained_generator_and_records_it(toy: tuple[np.ndarr
     other = dataclasses.replace(init, model=dataclasses.replace(init.model, z1_dim=init.model.z1_dim + 1))
     with pytest.raises(IvusSimError, match=r"train.init: .* another architecture \(model.z1_dim"):
         Trainer(other, _dataset(toy, other), tmp_path / "bad", progress=False)
+
+
+@pytest.mark.slow
+def test_scanner_parameters_get_their_own_learning_rate(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """train.lr_scanner: stage 2's scanner scalars step at their own rate (fine-tuning a scanner in a
+    few hundred steps), everything else at lr; unset, one rate for all."""
+    cfg = _cfg(lr_scanner=3e-3)
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path / "a", progress=False)
+    scanner = {id(q) for q in tr.model.stage2.scanner.parameters()}
+    assert scanner
+    seen = set()
+    for opt in tr.optimisers.values():
+        for g in opt.param_groups:
+            ids = {id(q) for q in g["params"]}
+            if ids & scanner:
+                assert ids <= scanner and g["lr"] == 3e-3
+                seen |= ids
+            else:
+                assert g["lr"] in (cfg.train.lr, cfg.train.lr_d)
+    assert seen == scanner
+    before = {n: q.detach().clone() for n, q in tr.model.stage2.scanner.named_parameters()}
+    tr.fit()
+    moved = max(float((q - before[n]).abs().max()) for n, q in tr.model.stage2.scanner.named_parameters())
+    plain = Trainer(_cfg(), _dataset(toy, cfg), tmp_path / "b", progress=False)
+    before = {n: q.detach().clone() for n, q in plain.model.stage2.scanner.named_parameters()}
+    plain.fit()
+    moved_plain = max(float((q - before[n]).abs().max()) for n, q in plain.model.stage2.scanner.named_parameters())
+    assert moved > 3 * moved_plain

@@ -62,6 +62,10 @@ class OptimConfig:
         deterministic: torch deterministic algorithms during the run (exact resume tests on CPU).
         amp: bfloat16 autocast on CUDA (ignored on CPU).
         threads: CPU threads for torch during the run (``null`` = torch's default); restored after.
+        lr_scanner: Adam learning rate of stage 2's scanner parameters (gain, dynamic range, PSF,
+            TGC, noise floor: a handful of scalars in log or dB units); ``null`` = ``lr``. Adam moves
+            a parameter by at most about its learning rate per step, so adapting a scanner in a few
+            hundred steps (fine-tuning on a new one) needs a larger rate than the networks'.
         init: start from a trained model's generator (encoders, decoders, formation parameters)
             instead of a random init: ``default`` (the embedded model) or a model / run folder.
             Its architecture must equal the ``model`` section; the discriminators start fresh.
@@ -83,6 +87,7 @@ class OptimConfig:
     deterministic: bool = False
     amp: bool = True
     threads: int | None = ranged(None, lo=1)
+    lr_scanner: float | None = ranged(None, lo=0, lo_open=True)
     init: str | None = None
 
 

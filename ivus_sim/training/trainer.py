@@ -173,9 +173,17 @@ class Trainer:
         self.phases = model_phases(self.model, self.stages)
         defaults = getattr(self.model, "default_loss_weights", None)
         self.model_loss_defaults: dict[str, float] = dict(defaults()) if callable(defaults) else {}
-        self.optimisers: dict[str, torch.optim.Optimizer] = {
-            p.name: torch.optim.Adam(p.params, lr=t.lr_d if p.discriminator else t.lr, betas=(t.beta1, t.beta2))
-            for p in self.phases}
+        scanner = getattr(self.model.stage2, "scanner", None)  # physics stage 2: the scanner-style scalars
+        fast = {id(q) for q in scanner.parameters()} if scanner is not None and t.lr_scanner is not None else set()
+        self.optimisers: dict[str, torch.optim.Optimizer] = {}
+        for p in self.phases:
+            base = t.lr_d if p.discriminator else t.lr
+            slow = [q for q in p.params if id(q) not in fast]
+            groups: list[dict[str, Any]] = [{"params": slow, "lr": base}] if slow else []
+            quick = [q for q in p.params if id(q) in fast]
+            if quick:
+                groups.append({"params": quick, "lr": t.lr_scanner})
+            self.optimisers[p.name] = torch.optim.Adam(groups, lr=base, betas=(t.beta1, t.beta2))
         self.module = distributed.PhaseModule(self.model, self.phases)
         self.generator = torch.Generator().manual_seed(derive_seed(self.seed, "train", self.rank))
         self.sampler: DistributedSampler[int] = DistributedSampler(
