@@ -294,23 +294,12 @@ def initial_generator(spec: str, model_config: Any) -> tuple[dict[str, torch.Ten
     Raises:
         IvusSimError: one line when the source is missing, unreadable or of another architecture.
     """
-    if spec == "default":
-        _require()
-        card = default_model_card()
-        with resources.as_file(_resource(WEIGHTS_NAME)) as wpath:
-            weights = Path(wpath)
-            sd = _read_weights(weights)
-            mid = model_id_for(weights.read_bytes(), "ivus-sim-default")
-    else:
-        weights, card_path = find_model_files(spec)
-        card = read_card(card_path)
-        sd = _read_weights(weights)
-        mid = model_id_for(weights.read_bytes(), Path(spec).stem or "model")
-    theirs = dict(card.get("model_config") or {})
-    ours = model_config.to_dict()
+    model, _, mid = load_default_model() if spec == "default" else load_model_from_path(spec)
+    theirs, ours = model.config.to_dict(), model_config.to_dict()
     diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
     if diff:
         k = diff[0]
         raise IvusSimError(f"train.init: {spec} has another architecture (model.{k}: {theirs.get(k)!r}, this config: "
                            f"{ours.get(k)!r}); use its config's model section or train from scratch (init: null)")
-    return sd, mid
+    sd = model.state_dict()
+    return {k: sd[k] for k in generator_keys(model)}, mid

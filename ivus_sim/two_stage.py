@@ -108,8 +108,8 @@ class ModelConfig:
         refine_channels: ``physics`` refinement widths per scale, finest first.
         param_hidden: ``physics`` scattering-parameter network width.
         mean_lock: ``physics``: side ``k`` [polar pixels] of the window over which stage 2's image
-            keeps stage 1's mean (0 = off). The formed image's ``k x k`` local mean is replaced by
-            the stage-1 mean's, and the refinement's residual loses its local mean, so stage 2 adds
+            keeps stage 1's mean (0 = off). Formed image + refinement residual are shifted until the
+            ``k x k`` local mean of the displayed (clipped) image equals stage 1's, so stage 2 adds
             speckle and texture around the echogenicity that stage 1 sets and cannot move it:
             acoustic shadows behind calcium stay as dark as stage 1 draws them (measured: without it
             the formation and refinement filled them, 33 -> 15 grey levels).

@@ -102,12 +102,12 @@ class PhysicsStage2Decoder(nn.Module):
             x.append(noise[:, FORMATION_NOISE_CHANNELS:].to(mean.dtype))
         z_tex = z[:, self.n_style:] if z.shape[1] > self.n_style else None
         res = self.refine(torch.cat(x, 1), cond_half, z_tex).float()
-        x = formed + res
+        out = formed + res
         if self.mean_lock:  # the local brightness is stage 1's: formation and refinement add texture around it
             target = mean.float()
             for _ in range(_LOCK_ITERATIONS):  # match the *displayed* (clamped) local mean, as the teacher's is
-                x = x + _local_mean(target - x.clamp(0.0, 1.0), self.mean_lock)
-        image = x.clamp(0.0, 1.0)
+                out = out + _local_mean(target - out.clamp(0.0, 1.0), self.mean_lock)
+        image = out.clamp(0.0, 1.0)
         lut: torch.Tensor = self.blank_lut  # type: ignore[assignment]
         blank = lut[labels.long()][:, None]
         image = torch.where(blank, torch.zeros((), device=image.device), image)

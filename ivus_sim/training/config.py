@@ -69,8 +69,8 @@ class OptimConfig:
         init: start from a trained model's generator (encoders, decoders, formation parameters)
             instead of a random init: ``default`` (the embedded model) or a model / run folder.
             Its architecture must equal the ``model`` section; the discriminators start fresh.
-            This is transfer learning: a dozen frames of a new scanner adapt a model that
-            already knows anatomy and image formation (``own_data`` uses it).
+            Transfer learning; on the hidden test scanners it was not better than a random init
+            (docs/training.md), so ``own_data`` does not use it.
     """
 
     batch_size: int = ranged(8, lo=1)

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from ivus_sim.errors import IvusSimError
 from ivus_sim.io import clean_stale_temps, write_json
-from ivus_sim.modelio import MODEL_DIR_NAME, code_version, generator_keys, initial_generator, save_model
+from ivus_sim.modelio import MODEL_DIR_NAME, code_version, initial_generator, save_model
 from ivus_sim.seeding import derive_seed, rng
 from ivus_sim.training import distributed
 from ivus_sim.training.card import final_metrics, model_card
@@ -163,12 +163,8 @@ class Trainer:
             self.model = TwoStageAAE(config.model)
         self.init_model_id: str | None = None
         if t.init is not None:  # transfer: the generator of a trained model (discriminators start fresh)
-            sd, self.init_model_id = initial_generator(t.init, config.model)
-            keys = set(generator_keys(self.model))
-            missing = sorted(keys - set(sd))
-            if missing:
-                raise IvusSimError(f"train.init: {t.init} lacks {len(missing)} generator tensors (e.g. {missing[0]})")
-            self.model.load_state_dict({k: v for k, v in sd.items() if k in keys}, strict=False)
+            sd, self.init_model_id = initial_generator(t.init, config.model)  # same architecture: same keys
+            self.model.load_state_dict(sd, strict=False)
         self.model.to(self.device)
         self.phases = model_phases(self.model, self.stages)
         defaults = getattr(self.model, "default_loss_weights", None)

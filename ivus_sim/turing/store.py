@@ -34,10 +34,10 @@ Integrity model (what :meth:`Store.verify_integrity` checks; docs/reader-study.m
   kept elsewhere (``turing analyze --anchor HASH``) protects even against someone who can
   rewrite both files. A crash between the database commit and the anchor write leaves the
   entries of that one transaction unanchored (one transaction's entries share one ``time_ns``):
-  if they are the chain's tail they are reported,
-  not failed; the next writer (e.g. the restarted server) appends them to the anchor marked
-  ``recovered`` before it writes anything else (:meth:`Store.recover_anchor`), and they stay
-  reported as recovered. Any other unanchored entry is a failure.
+  as the chain's tail they are reported, not failed; the next writer (e.g. the restarted server)
+  appends them to the anchor marked ``recovered`` before it writes anything else
+  (:meth:`Store.recover_anchor`), and they stay reported as recovered. Any other unanchored entry
+  is a failure.
 """
 
 from __future__ import annotations
@@ -185,6 +185,19 @@ def _span(seqs: list[int]) -> str:
     return str(seqs[0]) if len(seqs) == 1 else f"{min(seqs)}-{max(seqs)}"
 
 
+def _walk_chain(log: list[dict[str, Any]]) -> tuple[dict[int, str], int | None]:
+    """Recompute the hash chain of audit-log rows: ``({seq: hash} of the intact prefix, first bad seq or None)``."""
+    prev = GENESIS_HASH
+    hashes: dict[int, str] = {}
+    for k, r in enumerate(log, start=1):
+        h = _entry_hash(prev, int(r["seq"]), int(r["time_ns"]), str(r["event"]), r["reader_id"], str(r["payload"]))
+        if r["seq"] != k or r["prev_hash"] != prev or r["hash"] != h:
+            return hashes, int(r["seq"])
+        hashes[k] = h
+        prev = h
+    return hashes, None
+
+
 def _entry_hash(prev: str, seq: int, time_ns: int, event: str, reader_id: str | None, payload: str) -> str:
     return hashlib.sha256(f"{prev}|{seq}|{time_ns}|{event}|{reader_id or ''}|{payload}".encode()).hexdigest()
 
@@ -247,7 +260,7 @@ class Store:
             if pending:
                 self._anchor(pending)
 
-    def _anchored_seqs(self) -> int:
+    def _highest_anchored(self) -> int:
         """The highest ``seq`` in the anchor file (0 when there is none or it is empty)."""
         if not self.anchor_path.is_file():
             return 0
@@ -274,15 +287,10 @@ class Store:
             self._recovered = True
             if not self.anchor_path.is_file():
                 return []
-            top = self._anchored_seqs()
+            top = self._highest_anchored()
             log = self._rows(self._db, "SELECT * FROM audit_log ORDER BY seq")
-            prev = GENESIS_HASH
-            for k, r in enumerate(log, start=1):
-                h = _entry_hash(prev, int(r["seq"]), int(r["time_ns"]), str(r["event"]), r["reader_id"],
-                                str(r["payload"]))
-                if r["seq"] != k or r["prev_hash"] != prev or r["hash"] != h:
-                    return []  # a broken chain is never blessed: verify_integrity reports it
-                prev = h
+            if _walk_chain(log)[1] is not None:
+                return []  # a broken chain is never blessed: verify_integrity reports it
             tail = [(int(r["seq"]), str(r["hash"])) for r in log if int(r["seq"]) > top]
             if tail and any(r["time_ns"] != log[-1]["time_ns"] for r in log[top:]):
                 return []  # more than the last transaction is unanchored: not a crash, leave it to verify
@@ -540,18 +548,10 @@ class Store:
             db = self._db
             log = self._rows(db, "SELECT * FROM audit_log ORDER BY seq")
             # 1. the chain itself
-            prev = GENESIS_HASH
-            hashes: dict[int, str] = {}
-            for k, r in enumerate(log, start=1):
-                h = _entry_hash(prev, int(r["seq"]), int(r["time_ns"]), str(r["event"]), r["reader_id"],
-                                str(r["payload"]))
-                if r["seq"] != k or r["prev_hash"] != prev or r["hash"] != h:
-                    self._first_bad = int(r["seq"])
-                    problems.append(f"audit log entry {r['seq']} does not match the hash chain (edited, inserted or "
-                                    "deleted entries)")
-                    break
-                hashes[k] = h
-                prev = h
+            hashes, self._first_bad = _walk_chain(log)
+            if self._first_bad is not None:
+                problems.append(f"audit log entry {self._first_bad} does not match the hash chain (edited, inserted "
+                                "or deleted entries)")
             # 2. the key: declared digests (build entry, later key entries) against the tables now
             declared_study: str | None = None
             declared: dict[str, str] = {}
