@@ -43,12 +43,17 @@ class EngineSpec:
         if self.model is not None and not Path(self.model).exists():
             raise IvusSimError(f"--model {self.model}: no such file or folder")
 
-    def check(self) -> None:
-        """Fail early (one line) on a model file that cannot be loaded, before anything is written."""
-        if self.engine is Engine.LEARNED and self.model is not None:
-            from ivus_sim.modelio import load_model
+    def check(self) -> Any | None:
+        """Fail early (one line) on a model file that cannot be loaded, before anything is written.
 
-            load_model(self.model, device="cpu")
+        Returns:
+            The simulator built while checking (``--model``: the check *is* loading the model), to be
+            reused for the run so the model is loaded once (forked workers inherit it); ``None`` when
+            there is nothing to check (physics engine, embedded default model).
+        """
+        if self.engine is Engine.LEARNED and self.model is not None:
+            return self.build()  # Simulator.from_run: a truncated/corrupt file is a one-line IvusSimError
+        return None
 
     def build(self) -> Any:
         """The :class:`ivus_sim.Simulator` this spec describes."""

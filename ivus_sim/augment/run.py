@@ -10,8 +10,9 @@ the number of workers, the sharding or how often the run was interrupted and res
   exist) and makes the rest. Every file is written atomically, so a killed run leaves whole
   files or none; cases finished but not yet in the manifest are regenerated identically.
   Different options on an existing folder are refused.
-* **Parallel.** ``workers`` processes (default: all cores), each building its own simulator
-  with one torch thread.
+* **Parallel.** ``workers`` processes (default: all cores) with one torch thread each. The
+  simulator (and a ``--model``) is loaded once, in this process, and inherited by forked
+  workers; where ``fork`` is unavailable each spawned worker builds its own.
 * **Sharded.** ``Shard(i, k)`` makes the outputs ``j`` with ``j mod k == i``: the ``k``
   shards are disjoint and together complete, and may run at the same time on one shared
   folder (e.g. a Slurm array). ``dataset.json`` and ``manifest.csv`` are written by
@@ -194,7 +195,8 @@ class AugmentReport:
 class _CaseMaker:
     """Builds and writes one case (lives in each worker process)."""
 
-    def __init__(self, config: AugmentConfig, run_record: dict[str, Any]) -> None:
+    def __init__(self, config: AugmentConfig, run_record: dict[str, Any], simulator: Any | None = None) -> None:
+        """``simulator``: already built from ``config.engine`` (by :meth:`EngineSpec.check`); default: built here."""
         self.config = config
         self.run_record = run_record
         self.mapping = config.mapping
@@ -202,7 +204,10 @@ class _CaseMaker:
         self.source = config.phantom_source()
         # a randomised physics run builds one engine per case (its own preset)
         randomised_physics = config.randomise is not None and config.engine.engine is Engine.PHYSICS
-        self.simulator = None if randomised_physics else config.engine.build()
+        if randomised_physics:
+            self.simulator = None
+        else:
+            self.simulator = simulator if simulator is not None else config.engine.build()
 
     def arrays(self, index: int, scanner: dict[str, Any] | None = None
                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -432,7 +437,8 @@ def run_augment(
     layout = config.dataset_layout()
     source = config.phantom_source()
     record = _run_record(config, source)
-    config.engine.check()  # a truncated --model fails here, before augment.json is written
+    # a truncated --model fails here, before augment.json is written; the simulator it loaded is the run's
+    simulator = config.engine.check()
     _check_run_record(out, record, config.n)
 
     mine = shard.indices(config.n)
@@ -455,7 +461,7 @@ def run_augment(
     written = 0
     desc = "augment" + (f" shard {shard}" if shard.count > 1 else "")
     with tqdm(total=len(mine), initial=len(have), disable=not progress, unit="img", desc=desc) as bar:
-        rows = _generate(config, record, todo, n_workers)
+        rows = _generate(config, record, todo, n_workers, simulator)
         try:
             with contextlib.closing(rows):  # closing: stops the worker pool on any error
                 for row in rows:
@@ -478,13 +484,18 @@ def run_augment(
                          present=len(everything), seconds=seconds, complete=complete)
 
 
-def _generate(config: AugmentConfig, record: dict[str, Any], todo: list[int], workers: int
-              ) -> Generator[ManifestRow, None, None]:
+def _generate(config: AugmentConfig, record: dict[str, Any], todo: list[int], workers: int,
+              simulator: Any | None = None) -> Generator[ManifestRow, None, None]:
+    """The cases ``todo``, made in this process or by ``workers`` processes.
+
+    ``simulator``: already built (by :meth:`EngineSpec.check`), used here and inherited by forked
+    workers; spawned workers (no ``fork`` on this platform) build their own.
+    """
     if not todo:
         return
     if workers <= 1:
         with _one_torch_thread():
-            maker = _CaseMaker(config, record)
+            maker = _CaseMaker(config, record, simulator)
             for i in todo:
                 yield maker.make(i)
         return
@@ -497,7 +508,7 @@ def _generate(config: AugmentConfig, record: dict[str, Any], todo: list[int], wo
         # and an engine that cannot be built fails before any worker starts
         if config.fmt is ImageFormat.NIFTI:
             import nibabel  # noqa: F401
-        _WORKER = _CaseMaker(config, record)
+        _WORKER = _CaseMaker(config, record, simulator)
     try:
         with ctx.Pool(workers, initializer=_init_worker, initargs=(config, record)) as pool:
             yield from pool.imap_unordered(_work, todo, chunksize=1)
