@@ -52,6 +52,9 @@ class Interp(str, Enum):
 
     NEAREST = "nearest"  # label maps
     BILINEAR = "bilinear"  # intensities
+    #: intensities, keeping more of the speckle's fine grain than bilinear (cubic convolution,
+    #: Keys 1981, as ``torch.nn.functional.grid_sample``); may overshoot [min, max] slightly: clip
+    BICUBIC = "bicubic"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ivus_sim.errors import IvusSimError
+from ivus_sim.geometry import Interp
 from ivus_sim.io import save_nifti, save_png
 from ivus_sim.seeding import rng
 from ivus_sim.tissues import Tissue, colourise
@@ -189,8 +190,12 @@ def test_sixteen_bit_frames_are_read_by_full_scale_not_their_own_maximum(
 
 def test_own_data_extends_cpu_default_without_calibration_losses(tmp_path: Path) -> None:
     own, base = load_train_config("own_data"), load_train_config("cpu_default")
-    assert own.model == base.model and own.name == "own_data"
-    assert all(own.train.loss_weights[k] == 0.0 for k in ("cal_hist", "cal_profile", "cal_speckle"))
+    assert dataclasses.replace(own.model, scan_conversion=base.model.scan_conversion) == base.model
+    assert own.name == "own_data"
+    assert own.model.scan_conversion is Interp.BICUBIC
+    assert all(own.train.loss_weights[k] == 0.0
+               for k in ("cal_hist", "cal_profile", "cal_speckle", "s2_rec"))
+    assert own.train.loss_weights["s2_texture"] > 0 and own.train.loss_weights["s2_hist"] > 0
     assert own.data.augment.crop_angles is None and own.evaluate.holdout_fraction > 0
     child = tmp_path / "mine.yaml"
     child.write_text("extends: own_data\ntrain:\n  max_steps: 7\n")

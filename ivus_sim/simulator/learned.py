@@ -182,7 +182,7 @@ class LearnedBackend:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.precision is Precision.BF16):
             out = m.render_polar(lab_p, z1.to(dev), z2.to(dev), noise.to(dev))
         img_p = out["image"].float().clamp(0, 1)
-        img = polar_to_cart(img_p, n, Interp.BILINEAR, 0.0)
+        img = polar_to_cart(img_p, n, m.config.scan_conversion, 0.0)
         assert isinstance(img, torch.Tensor)
         res: dict[str, Any] = {"image": to_uint8(img[:, 0])}
         if want_mean:

@@ -366,11 +366,12 @@ class TargetConfig:
 
 
 def polar_sample(labels: np.ndarray, image: np.ndarray, polar_shape: tuple[int, int],
-                 target: TargetConfig = TargetConfig()) -> dict[str, torch.Tensor]:
+                 target: TargetConfig = TargetConfig(), interp: Interp = Interp.BILINEAR) -> dict[str, torch.Tensor]:
     """One Cartesian pair -> polar training sample (``image`` uint8 display values, or float in [0, 1]).
 
     Images larger than ``2 * n_samples`` px are first area-averaged to that size (anti-aliasing
-    the speckle before resampling). Returns ``labels (A, S)`` uint8, ``image`` and ``mean``
+    the speckle before resampling); ``interp`` resamples the image (the model's
+    ``scan_conversion``; labels always nearest). Returns ``labels (A, S)`` uint8, ``image`` and ``mean``
     ``(1, A, S)`` float32 in [0, 1].
     """
     a, s = polar_shape
@@ -383,7 +384,7 @@ def polar_sample(labels: np.ndarray, image: np.ndarray, polar_shape: tuple[int, 
         img = F.interpolate(img[None, None], size=(2 * s, 2 * s), mode="area")[0, 0]
         lab = F.interpolate(lab[None, None].float(), size=(2 * s, 2 * s), mode="nearest")[0, 0].to(torch.uint8)
     lab_p = cart_to_polar(lab, a, s, Interp.NEAREST)
-    img_p = cart_to_polar(img, a, s, Interp.BILINEAR)
+    img_p = cart_to_polar(img, a, s, interp)
     assert isinstance(lab_p, torch.Tensor) and isinstance(img_p, torch.Tensor)
     mean_p = despeckle(img_p[None], lab_p[None], target.sigma_angle, target.sigma_depth)[0]
     return {"labels": lab_p.contiguous(), "image": img_p[None].clamp(0, 1).contiguous(),
@@ -398,27 +399,31 @@ class LoadPolarPair(Transform):
         target: stage-1 target settings.
     """
 
-    def __init__(self, polar_shape: tuple[int, int], target: TargetConfig = TargetConfig()) -> None:
+    def __init__(self, polar_shape: tuple[int, int], target: TargetConfig = TargetConfig(),
+                 interp: Interp = Interp.BILINEAR) -> None:
         self.polar_shape = polar_shape
         self.target = target
+        self.interp = interp
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
         labels, image = load_pair(data["ref"])
-        return {**polar_sample(labels, image, self.polar_shape, self.target), "index": data["index"]}
+        return {**polar_sample(labels, image, self.polar_shape, self.target, self.interp), "index": data["index"]}
 
 
 class _ArrayPairs(Transform):
-    def __init__(self, polar_shape: tuple[int, int], target: TargetConfig) -> None:
+    def __init__(self, polar_shape: tuple[int, int], target: TargetConfig, interp: Interp) -> None:
         self.polar_shape = polar_shape
         self.target = target
+        self.interp = interp
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
         lab = finalise_labels(np.asarray(data["labels"], dtype=np.uint8), Geometry(size=data["labels"].shape[-1]))
-        return {**polar_sample(lab, data["image"], self.polar_shape, self.target), "index": data["index"]}
+        return {**polar_sample(lab, data["image"], self.polar_shape, self.target, self.interp), "index": data["index"]}
 
 
 def make_dataset(source: Sequence[PairRef] | tuple[np.ndarray, np.ndarray], polar_shape: tuple[int, int],
-                 target: TargetConfig = TargetConfig(), progress: bool = False) -> CacheDataset:
+                 target: TargetConfig = TargetConfig(), progress: bool = False,
+                 interp: Interp = Interp.BILINEAR) -> CacheDataset:
     """A MONAI ``CacheDataset`` of polar samples.
 
     Args:
@@ -427,6 +432,7 @@ def make_dataset(source: Sequence[PairRef] | tuple[np.ndarray, np.ndarray], pola
         polar_shape: the model's polar grid.
         target: stage-1 target settings.
         progress: show MONAI's caching progress bar.
+        interp: image resampling to the polar grid (the model's ``scan_conversion``).
     """
     if isinstance(source, tuple):
         labels, images = source
@@ -434,10 +440,10 @@ def make_dataset(source: Sequence[PairRef] | tuple[np.ndarray, np.ndarray], pola
             raise IvusSimError(f"in-memory pairs need equal (M, N, N) shapes, got {labels.shape}, {images.shape}")
         data: list[dict[str, Any]] = [{"labels": labels[i], "image": images[i], "index": i}
                                       for i in range(labels.shape[0])]
-        tf: Transform = _ArrayPairs(polar_shape, target)
+        tf: Transform = _ArrayPairs(polar_shape, target, interp)
     else:
         data = [{"ref": r, "index": i} for i, r in enumerate(source)]
-        tf = LoadPolarPair(polar_shape, target)
+        tf = LoadPolarPair(polar_shape, target, interp)
     return CacheDataset(data, transform=tf, num_workers=0, progress=progress, copy_cache=False)
 
 

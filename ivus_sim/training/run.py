@@ -77,7 +77,7 @@ def train(config: str | Path, data: str | Path, out: str | Path, *, resume: bool
         info["holdout_note"] = (f"no pairs held out: {len({r.image for r in refs})} image file(s), and at least "
                                 f"evaluate.min_train={cfg.evaluate.min_train} pairs must stay for training")
     dataset = make_dataset(train_refs, (cfg.model.n_angles, cfg.model.n_samples), cfg.data.target,
-                           progress=progress and rank == 0)
+                           progress=progress and rank == 0, interp=cfg.model.scan_conversion)
     with process_group(dev):
         trainer = Trainer(cfg, dataset, out, stages=STAGE_CHOICES[stage], device=dev, seed=seed,
                           data_description=description, data_fingerprint=fingerprint, command=cmd,
