@@ -79,7 +79,8 @@ def test_every_network_shape(model: TwoStageAAE) -> None:
     rec, _ = model.stage1_reconstruction(batch)
     rec2, _, fake = model.stage2_reconstruction(batch, model.noise(b))
     assert set(rec) == {"s1_rec"}
-    assert set(rec2) == {"s2_rec", "s2_stats", "s2_adv_g", "cal_hist", "cal_profile", "cal_speckle"}
+    assert set(rec2) == {"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist", "cal_hist", "cal_profile",
+                         "cal_speckle"}
     assert set(model.patch_discriminator_losses(batch, fake)) == {"s2_patch_d"}
     assert set(model.latent_discriminator_losses(1, z1)) == {"s1_latent_d"}
     assert set(model.encoder_regularisation_losses(2, batch)) == {"s2_latent_e"}
