@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         train.max_steps in the config decides the run length. At the end the model is measured on
         pairs held out from training (evaluate.holdout_fraction): holdout_realism.json and the card.
         """
+        from ivus_sim.training.holdout import FEW_PAIRS
         from ivus_sim.training.run import train
 
         res = train(config, data, out, resume=resume, stage=stage, device=device, seed=seed, progress=progress,
@@ -45,6 +46,8 @@ def register(app: typer.Typer) -> None:
             if c2st is not None:
                 n = (res.holdout or {}).get("n_pairs")
                 msg += f"; held-out C2ST accuracy {c2st:.3f} (0.5 = indistinguishable) on {n} pairs"
+                if isinstance(n, int) and n < FEW_PAIRS:
+                    msg += " (few pairs: reads optimistic; see the notes in holdout_realism.json)"
             typer.echo(msg)
 
     @app.command("corpus")

@@ -226,6 +226,7 @@ def test_run_ends_with_realism_on_held_out_pairs(tmp_path: Path) -> None:
     card = json.loads((out / "model" / "model.json").read_text())
     assert report["n_pairs"] == 2 and card["holdout"] == report
     assert 0.0 <= report["c2st"]["accuracy"] <= 1.0 and report["per_tissue"]
+    assert "reads optimistic" in r.output and any("only 2 held-out pairs" in n for n in report["notes"])
     held = set(card["training_data"]["pairs_held_out"])
     assert len(held) == 2 and not held & set(card["training_data"]["pairs_used"])  # never trained on
     assert card["training_data"]["n_pairs"] == 6
