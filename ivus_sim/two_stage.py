@@ -50,6 +50,7 @@ Contract used by the generation API::
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
@@ -337,13 +338,15 @@ class TwoStageAAE(nn.Module):
         fake = self.decode1(batch["labels"], z)
         return {"s1_rec": F.mse_loss(fake, batch["mean"])}, z
 
-    def stage2_reconstruction(self, batch: dict[str, torch.Tensor], noise: torch.Tensor
-                              ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    def stage2_reconstruction(self, batch: dict[str, torch.Tensor], noise: torch.Tensor,
+                              skip: Collection[str] = ()) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """AAE phase 1 for stage 2 plus the patch-GAN generator loss.
 
         Teacher forcing: stage 2 is conditioned on the stage-1 *target*, so the stages train
         independently. Returns ``({"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist",
         "cal_hist", "cal_profile", "cal_speckle"}, z2, fake)``; the calibration losses only for the ``physics`` stage 2.
+        ``skip``: loss names the caller weights 0 (the trainer's); an optional group (texture losses,
+        calibration losses) whose names are all in it is not computed (training speed).
         """
         z = self.encode2(batch["image"], batch["mean"], batch["labels"])
         fake = self.decode2(batch["mean"], batch["labels"], z, noise)
@@ -355,10 +358,13 @@ class TwoStageAAE(nn.Module):
             "s2_stats": speckle_statistics_loss(fake, batch["image"]),
             "s2_adv_g": adv if isinstance(adv, torch.Tensor) else torch.stack(adv).mean(),
         }
-        from ivus_sim.stage2.texture_losses import texture_losses  # training only: not on the generation path
+        # training only, imported here: not on the generation path
+        from ivus_sim.stage2.calibration_losses import CALIBRATION_LOSS_NAMES
+        from ivus_sim.stage2.texture_losses import TEXTURE_LOSS_NAMES, texture_losses
 
-        losses.update(texture_losses(fake, batch["image"], batch["labels"]))
-        if self.config.stage2_kind is Stage2Kind.PHYSICS:
+        if not set(TEXTURE_LOSS_NAMES) <= set(skip):
+            losses.update(texture_losses(fake, batch["image"], batch["labels"]))
+        if self.config.stage2_kind is Stage2Kind.PHYSICS and not set(CALIBRATION_LOSS_NAMES) <= set(skip):
             losses.update(self.calibration_losses(fake, batch["labels"]))
         return losses, z, fake
 

@@ -81,6 +81,12 @@ def test_every_network_shape(model: TwoStageAAE) -> None:
     assert set(rec) == {"s1_rec"}
     assert set(rec2) == {"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist", "cal_hist", "cal_profile",
                          "cal_speckle"}
+    # a group of optional losses is skipped only when all of its names are (what the trainer weights 0)
+    core = {"s2_rec", "s2_stats", "s2_adv_g"}
+    skip_all = {"s2_texture", "s2_hist", "cal_hist", "cal_profile", "cal_speckle"}
+    assert set(model.stage2_reconstruction(batch, model.noise(b), skip=skip_all)[0]) == core
+    part = set(model.stage2_reconstruction(batch, model.noise(b), skip={"s2_hist", "cal_hist"})[0])
+    assert part == core | skip_all
     assert set(model.patch_discriminator_losses(batch, fake)) == {"s2_patch_d"}
     assert set(model.latent_discriminator_losses(1, z1)) == {"s1_latent_d"}
     assert set(model.encoder_regularisation_losses(2, batch)) == {"s2_latent_e"}

@@ -116,9 +116,9 @@ def test_nan_loss_stops_with_step_and_name_and_keeps_last_checkpoint(toy: tuple[
     original = tr.model.stage2_reconstruction
     calls = {"n": 0}
 
-    def poisoned(batch, noise):  # type: ignore[no-untyped-def]
+    def poisoned(batch, noise, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        losses, z, fake = original(batch, noise)
+        losses, z, fake = original(batch, noise, **kw)
         if calls["n"] == 3:
             losses["s2_rec"] = losses["s2_rec"] * float("nan")
         return losses, z, fake
@@ -204,14 +204,17 @@ def test_named_losses_are_weighted_generically(toy: tuple[np.ndarray, np.ndarray
     before = {k: v.clone() for k, v in tr.model.stage1.state_dict().items()}
     original = tr.model.stage2_reconstruction
 
-    def with_extra(batch, noise):  # type: ignore[no-untyped-def]
-        losses, z, fake = original(batch, noise)
+    def with_extra(batch, noise, **kw):  # type: ignore[no-untyped-def]
+        losses, z, fake = original(batch, noise, **kw)
         losses["my_new_loss"] = fake.mean()  # a loss the trainer has never heard of
         return losses, z, fake
 
     monkeypatch.setattr(tr.model, "stage2_reconstruction", with_extra)
     out = tr.train_step(tr.batch(0, 0))
     assert "my_new_loss" in out
+    # optional losses weighted 0 (the texture losses by default) are not computed at all
+    assert tr.weight("s2_texture") == tr.weight("s2_hist") == 0.0
+    assert "s2_texture" not in out and "s2_hist" not in out and "s2_rec" in out
     for k, v in tr.model.stage1.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert tr._used_weights["my_new_loss"] == 3.0 and tr._used_weights["s1_rec"] == 0.0
@@ -268,3 +271,21 @@ def test_scanner_parameters_get_their_own_learning_rate(toy: tuple[np.ndarray, n
     plain.fit()
     moved_plain = max(float((q - before[n]).abs().max()) for n, q in plain.model.stage2.scanner.named_parameters())
     assert moved > 3 * moved_plain
+
+
+def test_skipping_losses_weighted_zero_changes_nothing_but_the_log(toy: tuple[np.ndarray, np.ndarray],
+                                                                    tmp_path: Path) -> None:
+    """The trainer does not compute optional losses weighted 0; computing them anyway gives the same weights."""
+    cfg = _cfg()
+    runs = []
+    for i, skip in enumerate((True, False)):
+        tr = Trainer(cfg, _dataset(toy, cfg), tmp_path / str(i), progress=False)
+        assert {"s2_texture", "s2_hist"} <= tr.unweighted_losses
+        if not skip:
+            tr.unweighted_losses = frozenset()
+        outs = [tr.train_step(tr.batch(0, 0)) for _ in range(2)]
+        runs.append((tr.model.state_dict(), outs[-1]))
+    (sd_skip, log_skip), (sd_all, log_all) = runs
+    assert "s2_texture" in log_all and "s2_texture" not in log_skip
+    for k, v in sd_skip.items():
+        assert torch.equal(v, sd_all[k]), k

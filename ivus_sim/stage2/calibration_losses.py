@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ivus_sim.aae.condition import N_CLASSES, class_index
 from ivus_sim.tissues import PALETTE_IDS, TISSUES, Tissue
 
-__all__ = ["CalibrationLosses", "CALIBRATION_LOSS_NAMES", "load_reference"]
+__all__ = ["CalibrationLosses", "CALIBRATION_LOSS_NAMES", "erode_masks", "js_bits", "load_reference", "soft_histogram"]
 
 #: named losses returned by :class:`CalibrationLosses`
 CALIBRATION_LOSS_NAMES = ("cal_hist", "cal_profile", "cal_speckle")
@@ -53,7 +53,7 @@ def load_reference() -> dict[str, Any]:
     return data
 
 
-def _erode(mask: torch.Tensor) -> torch.Tensor:
+def erode_masks(mask: torch.Tensor) -> torch.Tensor:
     """Binary erosion by one sample (3x3, circular along angle, edges count as outside) of ``(B, K, A, S)``."""
     m = mask.float()
     m = torch.cat([m[..., -1:, :], m, m[..., :1, :]], dim=-2)
@@ -61,7 +61,7 @@ def _erode(mask: torch.Tensor) -> torch.Tensor:
     return -F.max_pool2d(-m, 3, stride=1) > 0.5
 
 
-def _soft_hist(values: torch.Tensor, n_bins: int = 32) -> torch.Tensor:
+def soft_histogram(values: torch.Tensor, n_bins: int = 32) -> torch.Tensor:
     """Soft histogram ``(n_bins,)`` of grey values ``(N,)`` in [0, 256) (triangular kernel, unit sum)."""
     centres = (torch.arange(n_bins, device=values.device, dtype=values.dtype) + 0.5) * (256.0 / n_bins)
     w = (1 - (values[:, None] - centres[None]).abs() / (256.0 / n_bins)).clamp_min(0)
@@ -69,7 +69,8 @@ def _soft_hist(values: torch.Tensor, n_bins: int = 32) -> torch.Tensor:
     return h / h.sum().clamp_min(1e-8)
 
 
-def _js_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def js_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence [bits] of two histograms (smoothed by 1e-6 per bin, renormalised)."""
     p = (p + 1e-6) / (p + 1e-6).sum()
     q = (q + 1e-6) / (q + 1e-6).sum()
     m = (p + q) / 2
@@ -110,7 +111,7 @@ class CalibrationLosses:
     def _masks(self, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         idx = class_index(labels)
         oh = F.one_hot(idx, N_CLASSES).permute(0, 3, 1, 2)
-        er = _erode(oh)
+        er = erode_masks(oh)
         out = {name: er[:, PALETTE_IDS.index(tid)] for name, tid in _TISSUE_IDS.items()}
         s = labels.shape[-1]
         r = (torch.arange(s, device=labels.device) + 0.5) / s
@@ -126,8 +127,8 @@ class CalibrationLosses:
         for name, m in masks.items():
             if name not in self.hists or int(m.sum()) < self.min_pixels:
                 continue
-            h = _soft_hist(img[m])
-            js_sum = js_sum + self.pixels[name] * _js_bits(h, self.hists[name].to(h))
+            h = soft_histogram(img[m])
+            js_sum = js_sum + self.pixels[name] * js_bits(h, self.hists[name].to(h))
             w_sum += self.pixels[name]
         hist = js_sum / w_sum if w_sum else zero
         # ---- radial profile against the layout-predicted profile

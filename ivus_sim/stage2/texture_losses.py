@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ivus_sim.aae.condition import N_CLASSES, class_index
-from ivus_sim.stage2.calibration_losses import _erode, _js_bits, _soft_hist
+from ivus_sim.stage2.calibration_losses import erode_masks, js_bits, soft_histogram
 from ivus_sim.tissues import PALETTE_IDS, Tissue
 
 __all__ = ["TEXTURE_LOSS_NAMES", "texture_losses", "tile_statistics"]
@@ -102,7 +102,7 @@ def texture_losses(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor,
     else:
         texture = zero
     oh = F.one_hot(class_index(labels), N_CLASSES).permute(0, 3, 1, 2)
-    masks = _erode(oh)
+    masks = erode_masks(oh)
     f255, r255 = fake[:, 0].float() * 255.0, real[:, 0].float() * 255.0
     js, wsum = zero, 0.0
     for k in range(N_CLASSES):
@@ -113,8 +113,8 @@ def texture_losses(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor,
         if n < min_pixels:
             continue
         with torch.no_grad():
-            hr = _soft_hist(r255[mk])
-        js = js + n * _js_bits(_soft_hist(f255[mk]), hr)
+            hr = soft_histogram(r255[mk])
+        js = js + n * js_bits(soft_histogram(f255[mk]), hr)
         wsum += n
     hist = js / wsum if wsum else zero
     return {"s2_texture": texture, "s2_hist": hist}

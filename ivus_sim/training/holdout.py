@@ -59,9 +59,8 @@ FEW_PAIRS = 8
 def few_pairs_note(n: int) -> str:
     """The caution recorded with a classifier test on ``n`` < :data:`FEW_PAIRS` held-out pairs."""
     return (f"only {n} held-out pairs: the classifier has little to learn from, so its accuracy reads low "
-            "(optimistic). Measured on the project's hidden test scanners: 3 held-out pairs read 0.52-0.66 "
-            "where 12 test frames of the same scanners read 0.64-0.79 (benchmarks/RESULTS.md, hidden-scanner "
-            "test). Test on more frames (ivus-sim evaluate) before relying on it.")
+            "(optimistic; on the project's hidden test scanners 3 held-out pairs read well below a 12-frame "
+            "test, benchmarks/RESULTS.md). Test on more frames (ivus-sim evaluate) before relying on it.")
 
 
 def measure_holdout(model: Any, refs: Sequence[PairRef], cfg: HoldoutConfig, seed: int) -> dict[str, Any]:

@@ -5,8 +5,9 @@ discriminator learning rate, and a function ``losses(batch, ctx) -> {name: loss}
 model. The trainer is generic over them: it calls each phase in order, weights the named losses
 with ``train.loss_weights`` (unknown names: the model's ``default_loss_weights()`` when it has
 one, else 1), sums them, and steps that phase's optimiser. ``ctx`` carries what later phases of
-the same step reuse (codes, the fake image) and ``ctx["generator"]``, the run's torch generator
-for noise and prior draws.
+the same step reuse (codes, the fake image), ``ctx["generator"]``, the run's torch generator
+for noise and prior draws, and ``ctx["unweighted"]``, the loss names weighted 0 (optional losses
+a phase need not compute).
 
 A model may define its own phases with a method ``training_phases(stages) -> list[Phase]``;
 otherwise :func:`aae_phases` adapts the two-stage AAE's loss methods (the AAE phases of
@@ -70,7 +71,7 @@ def aae_phases(model: Any, stages: Sequence[int]) -> list[Phase]:
         def g2(batch: dict[str, torch.Tensor], ctx: dict[str, Any]) -> Losses:
             lab = batch["labels"]
             noise = m.noise(lab.shape[0], ctx.get("generator"), shape=(lab.shape[-2], lab.shape[-1]))
-            rec, ctx["z2"], ctx["fake"] = m.stage2_reconstruction(batch, noise)
+            rec, ctx["z2"], ctx["fake"] = m.stage2_reconstruction(batch, noise, skip=ctx.get("unweighted") or ())
             return dict(rec)
 
         out += [

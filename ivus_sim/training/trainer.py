@@ -87,8 +87,8 @@ class StepContext:
     A plain object rather than a dict, so ``DistributedDataParallel`` passes it through untouched.
     """
 
-    def __init__(self, generator: torch.Generator) -> None:
-        self._d: dict[str, Any] = {"generator": generator}
+    def __init__(self, generator: torch.Generator, unweighted: frozenset[str] = frozenset()) -> None:
+        self._d: dict[str, Any] = {"generator": generator, "unweighted": unweighted}
 
     def __getitem__(self, k: str) -> Any:
         return self._d[k]
@@ -195,6 +195,9 @@ class Trainer:
         self._engine: nn.Module = self.module
         self._recent: dict[str, list[float]] = {}
         self._used_weights: dict[str, float] = {}
+        #: names of the losses weighted 0: phases may skip computing them (the model's optional losses)
+        self.unweighted_losses = frozenset(k for k in {*self.model_loss_defaults, *t.loss_weights}
+                                           if self.weight(k) == 0)
 
     @property
     def total_steps(self) -> int:
@@ -290,7 +293,7 @@ class Trainer:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One step over all phases, optimisers in order. Returns the named losses (unweighted)."""
-        ctx = StepContext(self.generator)
+        ctx = StepContext(self.generator, self.unweighted_losses)
         out: dict[str, float] = {}
         for phase in self.phases:
             with self._autocast():
