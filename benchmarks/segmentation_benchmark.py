@@ -66,7 +66,7 @@ CLASSES = ("lumen", "wall")
 REAL_SEED = 90210  # phantom/image seed of the test domains (never used to make synthetic data)
 SYNTH_SEED = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
-DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcd"}}
+DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdef"}}
 
 
 @dataclass
