@@ -281,6 +281,10 @@ def load_default_model(device: str | torch.device = "cpu") -> tuple[TwoStageAAE,
 
 
 # ------------------------------------------------------------------------------ transfer (train.init)
+#: model-config fields that do not change the weights' shapes or meaning (a run may change them on ``init``)
+_NOT_ARCHITECTURE = frozenset({"scan_conversion"})
+
+
 def initial_generator(spec: str, model_config: Any) -> tuple[dict[str, torch.Tensor], str]:
     """Generator weights to start a training run from (``train.init``).
 
@@ -296,7 +300,8 @@ def initial_generator(spec: str, model_config: Any) -> tuple[dict[str, torch.Ten
     """
     model, _, mid = load_default_model() if spec == "default" else load_model_from_path(spec)
     theirs, ours = model.config.to_dict(), model_config.to_dict()
-    diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+    # how display images meet the polar grid is not architecture: the weights carry over
+    diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k) and k not in _NOT_ARCHITECTURE]
     if diff:
         k = diff[0]
         raise IvusSimError(f"train.init: {spec} has another architecture (model.{k}: {theirs.get(k)!r}, this config: "

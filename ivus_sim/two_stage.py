@@ -128,6 +128,10 @@ class ModelConfig:
             originals with classifier accuracy 0.88 with bilinear, 0.65 with bicubic, so a model
             on that grid could not look real with bilinear however well it learned); ``bilinear``
             is what models trained before this setting existed use.
+        transmission: stage 1 also sees the transmission along each A-line computed with learned
+            per-tissue attenuation (:class:`~ivus_sim.stage1.transmission.LearnedTransmission`),
+            so thin reflectors (guidewire, stent struts) cast full shadows; ``False`` is what
+            models trained before this setting existed use.
     """
 
     n_angles: int = 256
@@ -151,6 +155,7 @@ class ModelConfig:
     param_hidden: int = 12
     mean_lock: int = 0
     scan_conversion: Interp = Interp.BILINEAR
+    transmission: bool = False
 
     def __post_init__(self) -> None:
         if self.scan_conversion not in (Interp.BILINEAR, Interp.BICUBIC):
@@ -202,7 +207,8 @@ class TwoStageAAE(nn.Module):
         super().__init__()
         self.config = cfg = config or ModelConfig()
         self.prior: Prior = cfg.prior
-        self.stage1 = Stage1Decoder(CONDITION_CHANNELS, cfg.z1_dim, cfg.stage1_channels, cfg.stage1_downsample)
+        self.stage1 = Stage1Decoder(CONDITION_CHANNELS, cfg.z1_dim, cfg.stage1_channels, cfg.stage1_downsample,
+                                    transmission=cfg.transmission)
         self.encoder1 = Encoder(1 + CONDITION_CHANNELS, cfg.z1_dim, cfg.encoder_channels)
         self.latent_d1 = LatentDiscriminator(cfg.z1_dim, cfg.latent_hidden)
         self.stage2: nn.Module
@@ -252,6 +258,17 @@ class TwoStageAAE(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def physical_parameters(self) -> list[nn.Parameter]:
+        """The physical scalars (stage 2's scanner: gain, dynamic range, PSF, TGC; stage 1's tissue
+        attenuation when ``transmission`` is on). The trainer gives them ``train.lr_scanner``."""
+        out: list[nn.Parameter] = []
+        scanner = getattr(self.stage2, "scanner", None)
+        if scanner is not None:
+            out += list(scanner.parameters())
+        if self.stage1.transmission is not None:
+            out += list(self.stage1.transmission.parameters())
+        return out
 
     def generator_modules(self) -> dict[str, nn.Module]:
         """The parts needed at generation time (what the embedded weights must hold)."""

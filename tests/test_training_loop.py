@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ivus_sim.errors import IvusSimError
+from ivus_sim.geometry import Interp
 from ivus_sim.modelio import load_model
 from ivus_sim.training.checkpoint import load_checkpoint, save_checkpoint
 from ivus_sim.training.config import TrainConfig, load_train_config
@@ -243,6 +244,14 @@ def test_init_starts_from_a_trained_generator_and_records_it(toy: tuple[np.ndarr
     other = dataclasses.replace(init, model=dataclasses.replace(init.model, z1_dim=init.model.z1_dim + 1))
     with pytest.raises(IvusSimError, match=r"train.init: .* another architecture \(model.z1_dim"):
         Trainer(other, _dataset(toy, other), tmp_path / "bad", progress=False)
+    with_t = dataclasses.replace(init, model=dataclasses.replace(init.model, transmission=True))
+    with pytest.raises(IvusSimError, match=r"another architecture \(model.transmission"):
+        Trainer(with_t, _dataset(toy, with_t), tmp_path / "bad_t", progress=False)
+    # the scan conversion is not architecture: the weights carry over
+    other_interp = Interp.BICUBIC if init.model.scan_conversion is Interp.BILINEAR else Interp.BILINEAR
+    bicubic = dataclasses.replace(init, model=dataclasses.replace(init.model, scan_conversion=other_interp))
+    sd2 = Trainer(bicubic, _dataset(toy, bicubic), tmp_path / "ft2", progress=False, seed=5).model.state_dict()
+    assert all(torch.equal(sd2[k], src_sd[k]) for k in keys)
 
 
 @pytest.mark.slow

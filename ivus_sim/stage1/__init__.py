@@ -2,5 +2,6 @@
 
 from ivus_sim.stage1.model import Stage1Decoder
 from ivus_sim.stage1.targets import despeckle
+from ivus_sim.stage1.transmission import LearnedTransmission
 
-__all__ = ["Stage1Decoder", "despeckle"]
+__all__ = ["LearnedTransmission", "Stage1Decoder", "despeckle"]

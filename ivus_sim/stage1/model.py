@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ivus_sim.aae.condition import N_CLASSES
 from ivus_sim.aae.layers import FiLM, PolarConv2d
+from ivus_sim.stage1.transmission import LearnedTransmission
 
 __all__ = ["Stage1Decoder"]
 
@@ -45,12 +47,16 @@ class Stage1Decoder(nn.Module):
         downsample: the U-Net runs on the condition average-pooled by this factor (soft tissue
             fractions, anti-aliased) and its output is upsampled bilinearly; the mean intensity is
             smooth, so 2 costs little accuracy and saves ~4x compute.
+        transmission: add the Beer-Lambert transmission along each A-line with learned per-tissue
+            attenuation (:class:`~ivus_sim.stage1.transmission.LearnedTransmission`) as one more
+            input channel, computed from the condition's one-hot channels at full resolution.
+            Thin reflectors (guidewire, stent struts) then cast shadows a small U-Net can draw.
 
     Shapes: ``cond (B, cond_channels, A, S)``, ``z (B, z_dim)`` -> ``(B, 1, A, S)`` in [0, 1].
     """
 
     def __init__(self, cond_channels: int, z_dim: int = 8, channels: Sequence[int] = (16, 32, 64),
-                 downsample: int = 1) -> None:
+                 downsample: int = 1, transmission: bool = False) -> None:
         super().__init__()
         if downsample < 1:
             raise ValueError(f"downsample must be >= 1, got {downsample}")
@@ -59,7 +65,8 @@ class Stage1Decoder(nn.Module):
         if len(ch) < 2:
             raise ValueError("channels needs at least two levels")
         self.z_dim = z_dim
-        self.inp = _Block(cond_channels, ch[0], z_dim)
+        self.transmission = LearnedTransmission() if transmission else None
+        self.inp = _Block(cond_channels + (1 if transmission else 0), ch[0], z_dim)
         self.down = nn.ModuleList(_Block(ch[i], ch[i + 1], z_dim, stride=2) for i in range(len(ch) - 1))
         self.mid = _Block(ch[-1] + z_dim, ch[-1], z_dim)
         self.up = nn.ModuleList(_Block(ch[i + 1] + ch[i], ch[i], z_dim) for i in reversed(range(len(ch) - 1)))
@@ -67,6 +74,8 @@ class Stage1Decoder(nn.Module):
 
     def forward(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         full = cond.shape[-2:]
+        if self.transmission is not None:
+            cond = torch.cat([cond, self.transmission(cond[:, :N_CLASSES])], 1)
         if self.downsample > 1:
             cond = F.avg_pool2d(cond, self.downsample)
         h = self.inp(cond, z)

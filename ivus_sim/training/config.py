@@ -63,7 +63,8 @@ class OptimConfig:
         amp: bfloat16 autocast on CUDA (ignored on CPU).
         threads: CPU threads for torch during the run (``null`` = torch's default); restored after.
         lr_scanner: Adam learning rate of stage 2's scanner parameters (gain, dynamic range, PSF,
-            TGC, noise floor: a handful of scalars in log or dB units); ``null`` = ``lr``. Adam moves
+            TGC, noise floor: a handful of scalars in log or dB units) and, with
+            ``model.transmission``, stage 1's per-tissue attenuation; ``null`` = ``lr``. Adam moves
             a parameter by at most about its learning rate per step, so adapting a scanner in a few
             hundred steps (fine-tuning on a new one) needs a larger rate than the networks'.
         init: start from a trained model's generator (encoders, decoders, formation parameters)

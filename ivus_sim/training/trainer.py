@@ -169,8 +169,8 @@ class Trainer:
         self.phases = model_phases(self.model, self.stages)
         defaults = getattr(self.model, "default_loss_weights", None)
         self.model_loss_defaults: dict[str, float] = dict(defaults()) if callable(defaults) else {}
-        scanner = getattr(self.model.stage2, "scanner", None)  # physics stage 2: the scanner-style scalars
-        fast = {id(q) for q in scanner.parameters()} if scanner is not None and t.lr_scanner is not None else set()
+        # the physical scalars (scanner style, tissue attenuation) learn at their own rate
+        fast = {id(q) for q in self.model.physical_parameters()} if t.lr_scanner is not None else set()
         self.optimisers: dict[str, torch.optim.Optimizer] = {}
         for p in self.phases:
             base = t.lr_d if p.discriminator else t.lr
