@@ -190,9 +190,14 @@ def test_sixteen_bit_frames_are_read_by_full_scale_not_their_own_maximum(
 
 def test_own_data_extends_cpu_default_without_calibration_losses(tmp_path: Path) -> None:
     own, base = load_train_config("own_data"), load_train_config("cpu_default")
-    assert dataclasses.replace(own.model, scan_conversion=base.model.scan_conversion) == base.model
+    # the architecture of cpu_default, except what few frames of an unknown scanner need
+    assert dataclasses.replace(own.model, scan_conversion=base.model.scan_conversion,
+                               transmission=base.model.transmission,
+                               stage1_downsample=base.model.stage1_downsample) == base.model
     assert own.name == "own_data"
     assert own.model.scan_conversion is Interp.BICUBIC
+    assert own.model.transmission and own.model.stage1_downsample == 1
+    assert own.data.target.sigma_angle < base.data.target.sigma_angle
     assert all(own.train.loss_weights[k] == 0.0
                for k in ("cal_hist", "cal_profile", "cal_speckle", "s2_rec"))
     assert own.train.loss_weights["s2_texture"] > 0 and own.train.loss_weights["s2_hist"] > 0
