@@ -13,7 +13,8 @@ with one learned attenuation per tissue class, and hands it to stage 1 as one mo
 channel. Initial values (per polar depth sample): strong reflectors (dense calcium, guidewire,
 stent strut) 0.7, i.e. ~12 % left after 3 samples; soft tissue 0.02 (about the two-way
 attenuation of tissue at 20-40 MHz on a 5 mm / 128-sample grid); blood 0.005; catheter and outside
-0 (the catheter is in front of every sample and only shifts every A-line alike). Training moves
+~0 (1e-4: softplus keeps every value positive; the catheter is in front of every sample and only
+shifts every A-line alike). Training moves
 them with the scanner-scalar learning rate (``train.lr_scanner``).
 
 Reference: the shadow model of the physics engine (:mod:`ivus_sim.physics.attenuation`), here with
