@@ -242,7 +242,7 @@ class TwoStageAAE(nn.Module):
         """
         return {"s1_rec": 1.0, "s1_latent_d": 1.0, "s1_latent_e": 1.0,
                 "s2_rec": 0.2, "s2_stats": 2.0, "s2_adv_g": 0.1, "s2_patch_d": 1.0, "s2_latent_d": 1.0,
-                "s2_latent_e": 1.0, "s2_texture": 0.0, "s2_hist": 0.0,
+                "s2_latent_e": 1.0, "s2_texture": 0.0, "s2_hist": 0.0, "s2_diversity": 0.0,
                 "cal_hist": 0.0, "cal_profile": 0.0, "cal_speckle": 0.0}
 
     @property
@@ -356,14 +356,18 @@ class TwoStageAAE(nn.Module):
         return {"s1_rec": F.mse_loss(fake, batch["mean"])}, z
 
     def stage2_reconstruction(self, batch: dict[str, torch.Tensor], noise: torch.Tensor,
-                              skip: Collection[str] = ()) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+                              skip: Collection[str] = (), noise2: torch.Tensor | None = None
+                              ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """AAE phase 1 for stage 2 plus the patch-GAN generator loss.
 
         Teacher forcing: stage 2 is conditioned on the stage-1 *target*, so the stages train
         independently. Returns ``({"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist",
-        "cal_hist", "cal_profile", "cal_speckle"}, z2, fake)``; the calibration losses only for the ``physics`` stage 2.
+        "cal_hist", "cal_profile", "cal_speckle", "s2_diversity"}, z2, fake)``; the calibration
+        losses only for the ``physics`` stage 2; ``s2_diversity`` only with ``noise2`` (a second,
+        independent noise draw: the batch is decoded again with it,
+        :mod:`ivus_sim.stage2.diversity_loss`).
         ``skip``: loss names the caller weights 0 (the trainer's); an optional group (texture losses,
-        calibration losses) whose names are all in it is not computed (training speed).
+        calibration losses, diversity) whose names are all in it is not computed (training speed).
         """
         z = self.encode2(batch["image"], batch["mean"], batch["labels"])
         fake = self.decode2(batch["mean"], batch["labels"], z, noise)
@@ -377,12 +381,16 @@ class TwoStageAAE(nn.Module):
         }
         # training only, imported here: not on the generation path
         from ivus_sim.stage2.calibration_losses import CALIBRATION_LOSS_NAMES
+        from ivus_sim.stage2.diversity_loss import DIVERSITY_LOSS_NAMES, diversity_loss
         from ivus_sim.stage2.texture_losses import TEXTURE_LOSS_NAMES, texture_losses
 
         if not set(TEXTURE_LOSS_NAMES) <= set(skip):
             losses.update(texture_losses(fake, batch["image"], batch["labels"]))
         if self.config.stage2_kind is Stage2Kind.PHYSICS and not set(CALIBRATION_LOSS_NAMES) <= set(skip):
             losses.update(self.calibration_losses(fake, batch["labels"]))
+        if noise2 is not None and not set(DIVERSITY_LOSS_NAMES) <= set(skip):
+            fake2 = self.decode2(batch["mean"], batch["labels"], z, noise2)
+            losses.update(diversity_loss(fake, fake2, batch["labels"]))
         return losses, z, fake
 
     def patch_discriminator_losses(self, batch: dict[str, torch.Tensor], fake: torch.Tensor

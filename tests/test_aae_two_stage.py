@@ -87,6 +87,18 @@ def test_every_network_shape(model: TwoStageAAE) -> None:
     assert set(model.stage2_reconstruction(batch, model.noise(b), skip=skip_all)[0]) == core
     part = set(model.stage2_reconstruction(batch, model.noise(b), skip={"s2_hist", "cal_hist"})[0])
     assert part == core | skip_all
+    # s2_diversity: only with a second noise draw, and not when skipped; its gradient reaches stage 2
+    noise = model.noise(b)
+    partly_shared = (noise + noise.flip(-1)) / 2**0.5  # correlated with noise: the loss is > 0
+    tissue = {**batch, "labels": torch.zeros(b, a, s, dtype=torch.uint8)}  # one tissue: an interior exists
+    with_div, _, _ = model.stage2_reconstruction(tissue, noise, skip=skip_all, noise2=partly_shared)
+    assert set(with_div) == core | {"s2_diversity"}
+    assert float(with_div["s2_diversity"]) > 0
+    model.zero_grad()
+    with_div["s2_diversity"].backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.stage2.parameters())
+    skipped = model.stage2_reconstruction(tissue, noise, skip=skip_all | {"s2_diversity"}, noise2=partly_shared)
+    assert set(skipped[0]) == core
     assert set(model.patch_discriminator_losses(batch, fake)) == {"s2_patch_d"}
     assert set(model.latent_discriminator_losses(1, z1)) == {"s1_latent_d"}
     assert set(model.encoder_regularisation_losses(2, batch)) == {"s2_latent_e"}

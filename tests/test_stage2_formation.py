@@ -148,7 +148,7 @@ def test_rotation_equivariant_no_seam() -> None:
 def test_mean_lock_keeps_stage_ones_brightness() -> None:
     """mean_lock: the k x k local mean of the displayed (clamped) image equals the input mean's, also in
     dark regions where speckle clips at black; without it the formation and refinement shift it."""
-    from ivus_sim.stage2.decoder import _local_mean
+    from ivus_sim.stage2.decoder import local_box_mean
 
     torch.manual_seed(2)
     lab = torch.randint(0, 6, (2, 64, 32))  # no blank (catheter / outside) pixels
@@ -165,7 +165,7 @@ def test_mean_lock_keeps_stage_ones_brightness() -> None:
         with torch.no_grad():
             img = dec(mean, lab, z, noise)["image"]
         assert isinstance(img, torch.Tensor)
-        shifts[k] = float((_local_mean(img - mean, 8)[:, :, 8:-8, 4:-4]).abs().mean())
+        shifts[k] = float((local_box_mean(img - mean, 8)[:, :, 8:-8, 4:-4]).abs().mean())
         if k:
             assert float(img.std()) > 0.05  # still speckled, not flattened to the mean
             assert abs(float(img[:, :, 24:40, 16:28].mean()) - 0.06) < 0.01  # the shadow stays as dark as asked

@@ -106,7 +106,7 @@ class PhysicsStage2Decoder(nn.Module):
         if self.mean_lock:  # the local brightness is stage 1's: formation and refinement add texture around it
             target = mean.float()
             for _ in range(_LOCK_ITERATIONS):  # match the *displayed* (clamped) local mean, as the teacher's is
-                out = out + _local_mean(target - out.clamp(0.0, 1.0), self.mean_lock)
+                out = out + local_box_mean(target - out.clamp(0.0, 1.0), self.mean_lock)
         image = out.clamp(0.0, 1.0)
         lut: torch.Tensor = self.blank_lut  # type: ignore[assignment]
         blank = lut[labels.long()][:, None]
@@ -114,7 +114,7 @@ class PhysicsStage2Decoder(nn.Module):
         return {"image": image, "formed": formed, "style": style}
 
 
-def _local_mean(x: torch.Tensor, k: int) -> torch.Tensor:
+def local_box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     """Box mean of ``x (B, C, A, S)`` over ``k x k`` polar pixels: circular along the angles (a
     frame is periodic), edge-replicated along depth."""
     p = k // 2

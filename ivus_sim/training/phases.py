@@ -70,8 +70,14 @@ def aae_phases(model: Any, stages: Sequence[int]) -> list[Phase]:
     if 2 in stages:
         def g2(batch: dict[str, torch.Tensor], ctx: dict[str, Any]) -> Losses:
             lab = batch["labels"]
-            noise = m.noise(lab.shape[0], ctx.get("generator"), shape=(lab.shape[-2], lab.shape[-1]))
-            rec, ctx["z2"], ctx["fake"] = m.stage2_reconstruction(batch, noise, skip=ctx.get("unweighted") or ())
+            shape = (lab.shape[-2], lab.shape[-1])
+            noise = m.noise(lab.shape[0], ctx.get("generator"), shape=shape)
+            skip = ctx.get("unweighted") or ()
+            # the second, independent draw for s2_diversity: the same white noise moved by half a
+            # window in angle and flipped in depth (no pixel keeps its value; iid noise stays iid),
+            # so it costs no random numbers and the run's streams do not depend on the weight
+            noise2 = noise.roll(shape[0] // 2, dims=-2).flip(-1) if shape[0] > 1 else None
+            rec, ctx["z2"], ctx["fake"] = m.stage2_reconstruction(batch, noise, skip=skip, noise2=noise2)
             return dict(rec)
 
         out += [
