@@ -90,6 +90,10 @@ TISSUES: dict[Tissue, TissueInfo] = {
 }
 
 VALID_IDS: frozenset[int] = frozenset(int(t) for t in Tissue)
+#: tissues whose interior is the tissue's own speckle (texture comparisons between samples use these):
+#: not the lumen, the catheter, the outside, nor the thin bright reflectors (guidewire, stent strut)
+SPECKLE_TISSUES: tuple[Tissue, ...] = (Tissue.PERIVASCULAR, Tissue.FIBROUS, Tissue.FIBRO_FATTY, Tissue.NECROTIC_CORE,
+                                       Tissue.DENSE_CALCIUM, Tissue.MEDIA)
 #: ids in palette order (row i of :func:`palette_array` is the colour of ``PALETTE_IDS[i]``)
 PALETTE_IDS: tuple[int, ...] = tuple(int(t) for t in TISSUES)
 

@@ -29,10 +29,10 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from ivus_sim.tissues import SPECKLE_TISSUES
+
 __all__ = ["pairwise_diversity", "group_by_labels", "shared_texture", "tissue_interior"]
 
-#: tissue ids whose interiors :func:`shared_texture` compares (lumen, catheter, outside excluded)
-_TEXTURED = (0, 2, 3, 4, 5, 6)
 
 
 def pairwise_diversity(groups: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -81,13 +81,14 @@ def group_by_labels(labels: Sequence[np.ndarray | None]) -> list[list[int]]:
 
 
 def tissue_interior(labels: np.ndarray, erode: int = 5) -> np.ndarray:
-    """Bool ``(A, S)``: pixels more than ``erode`` samples inside one textured tissue of a polar
-    label map ``(A, S)`` (periodic along the angle; depth edges count as boundaries)."""
+    """Bool ``(A, S)``: pixels more than ``erode`` samples inside one tissue of
+    :data:`~ivus_sim.tissues.SPECKLE_TISSUES` in a polar label map ``(A, S)`` (periodic along the
+    angle; depth edges count as boundaries)."""
     lab = np.asarray(labels)
     k = np.ones((2 * erode + 1, 2 * erode + 1), dtype=bool)
     out = np.zeros(lab.shape, dtype=bool)
-    for t in _TEXTURED:
-        m = lab == t
+    for t in SPECKLE_TISSUES:
+        m = lab == int(t)
         if not m.any():
             continue
         m = np.pad(m, ((erode, erode), (0, 0)), mode="wrap")

@@ -23,13 +23,13 @@ import torch.nn.functional as F
 
 from ivus_sim.aae.condition import N_CLASSES, class_index
 from ivus_sim.stage2.decoder import local_box_mean
-from ivus_sim.tissues import PALETTE_IDS, Tissue
+from ivus_sim.tissues import PALETTE_IDS, SPECKLE_TISSUES
 
 __all__ = ["DIVERSITY_LOSS_NAMES", "fine_texture", "texture_correlation", "tissue_interior"]
 
 #: named losses of this module
 DIVERSITY_LOSS_NAMES = ("s2_diversity",)
-_BLANK = tuple(PALETTE_IDS.index(int(t)) for t in (Tissue.CATHETER, Tissue.OUTSIDE, Tissue.LUMEN))
+_KEEP = [PALETTE_IDS.index(int(t)) for t in SPECKLE_TISSUES]  # class indices of the compared tissues
 
 
 def fine_texture(image: torch.Tensor, window: int = 9) -> torch.Tensor:
@@ -39,16 +39,16 @@ def fine_texture(image: torch.Tensor, window: int = 9) -> torch.Tensor:
 
 
 def tissue_interior(labels: torch.Tensor, erode: int = 5) -> torch.Tensor:
-    """Bool ``(B, A, S)``: pixels more than ``erode`` samples inside one tissue (lumen, catheter and
-    outside excluded), so that edges, which are the same in every draw, do not count. The default
-    is one more than half the :func:`fine_texture` window: no box mean reaches a boundary."""
+    """Bool ``(B, A, S)``: pixels more than ``erode`` samples inside one tissue of
+    :data:`~ivus_sim.tissues.SPECKLE_TISSUES`, so that edges, which are the same in every draw, do not
+    count. The default is one more than half the :func:`fine_texture` window: no box mean reaches a
+    boundary."""
     oh = F.one_hot(class_index(labels), N_CLASSES).permute(0, 3, 1, 2).float()
     k = 2 * erode + 1
     x = F.pad(oh, (erode, erode, 0, 0), value=0.0)
     x = F.pad(x, (0, 0, erode, erode), mode="circular")
     inner = -F.max_pool2d(-x, k, stride=1) > 0.5  # (B, K, A, S)
-    keep = [c for c in range(N_CLASSES) if c not in _BLANK]
-    return inner[:, keep].any(1)
+    return inner[:, _KEEP].any(1)
 
 
 def texture_correlation(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, min_pixels: int = 64

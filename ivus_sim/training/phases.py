@@ -76,7 +76,8 @@ def aae_phases(model: Any, stages: Sequence[int]) -> list[Phase]:
             # the second, independent draw for s2_diversity: the same white noise moved by half a
             # window in angle and flipped in depth (no pixel keeps its value; iid noise stays iid),
             # so it costs no random numbers and the run's streams do not depend on the weight
-            noise2 = noise.roll(shape[0] // 2, dims=-2).flip(-1) if shape[0] > 1 else None
+            want2 = shape[0] > 1 and "s2_diversity" not in skip
+            noise2 = noise.roll(shape[0] // 2, dims=-2).flip(-1) if want2 else None
             rec, ctx["z2"], ctx["fake"] = m.stage2_reconstruction(batch, noise, skip=skip, noise2=noise2)
             return dict(rec)
 
