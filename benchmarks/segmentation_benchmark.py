@@ -22,7 +22,9 @@ each outside the ``scanner`` ranges in four or five settings (see the files). **
 choose the generator, the ranges or the recipe. **Development**: ``hidden_a`` / ``hidden_b``
 (looked at while choosing the ranges and the training augmentation) and ``hidden_c`` /
 ``hidden_d`` (hidden in round 2; in round 3 the synthetic-only arm was lengthened, 1,000 frames
-and 8,000 steps, after looking at them).
+and 8,000 steps, after looking at them). The hidden scanners use the tissue table they were written
+with (``hidden_scanners/hidden_tissues.yaml``, frozen on 2026-12-02), so a recalibration of the shipped
+table does not move them; the shipped-preset domains follow the shipped table.
 Synthetic data: ``ivus-sim augment --engine physics --randomise scanner`` (``--generator``;
 ``learned`` uses the learned default model with the same randomisation, ``physics20`` the fixed
 20 MHz preset). All test domains share the random-phantom generator (the anatomy is
@@ -72,6 +74,14 @@ SYNTH_SEED = 1
 RECIPE_VERSION = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
 DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdef"}}
+#: the hidden scanners' tissue table, frozen (the shipped-preset domains 20mhz / 40mhz follow the shipped table)
+HIDDEN_TISSUES = HIDDEN / "hidden_tissues.yaml"
+
+
+def domain_spec(domain: str) -> EngineSpec:
+    """The physics engine that makes a test domain's frames."""
+    return EngineSpec(engine=Engine.PHYSICS, preset=DOMAINS[domain],
+                      tissues=HIDDEN_TISSUES if domain.startswith("hidden") else None)
 
 
 @dataclass
@@ -390,7 +400,7 @@ def main() -> None:
     if args.real is None:
         for d in args.domains:
             data = _augment(work / f"test_{d}_{size}", args.n_test + n_pool, REAL_SEED,
-                            EngineSpec(engine=Engine.PHYSICS, preset=DOMAINS[d]), size, size, args.workers)
+                            domain_spec(d), size, size, args.workers)
             _TEST[d] = _subset(data, range(args.n_test))
             _REAL[d] = _subset(data, range(args.n_test, args.n_test + n_pool))
             domains[d] = (f"physics engine, preset {Path(DOMAINS[d]).name}, phantom seed {REAL_SEED}"

@@ -8,8 +8,8 @@ figures with the shipped real-data figures (:func:`~ivus_sim.metrics.calibration
 
 :func:`fit_calibration` is the procedure used for the shipped 20 MHz preset and tissue table: a
 fixed-point iteration on a few *physical* parameters (per-tissue backscatter levels, ring-down
-amplitude, perivascular attenuation); the rest is set by hand. The figures are targets, never
-outputs: the simulator has no knowledge of them.
+amplitude, the strength of the perivascular tissue's heterogeneity); the rest is set by hand. The
+figures are targets, never outputs: the simulator has no knowledge of them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ivus_sim.phantom.random import RandomPhantomConfig
 from ivus_sim.physics.simulator import PhysicsSimulator
 
 __all__ = ["CALIBRATION_FOV_MM", "CALIBRATION_SIZE", "FIT_TARGETS", "calibration_layout", "calibration_phantoms",
-           "calibration_report", "fit_calibration", "layout_fractions"]
+           "calibration_report", "fit_calibration", "layout_fractions", "TEXTURE_SLOPE_PER_DB"]
 
 #: side of the calibration frames [px]
 CALIBRATION_SIZE = 400
@@ -92,10 +92,14 @@ FIT_TARGETS: dict[str, str] = {
     "media": "media",
 }
 _MAX_STEP_DB = 6.0
+#: fitted perivascular ``texture_db`` moves by (patch mean/std difference) / this slope [1/dB]; measured
+#: on the calibration phantoms with the levels refitted: 6 -> 9 dB lowers the patch mean/std by ~0.2
+TEXTURE_SLOPE_PER_DB = 0.1
+_MAX_TEXTURE_STEP_DB = 2.0
 
 
 def fit_calibration(sim: PhysicsSimulator, iterations: int = 4, n_phantoms: int = 16, seed: int = 0,
-                    step: float = 0.8, labels: np.ndarray | None = None,
+                    step: float = 0.8, labels: np.ndarray | None = None, fit_texture: bool = True,
                     ) -> tuple[Preset, TissueAcoustics, list[dict[str, Any]]]:
     """Fixed-point fit of a few physical parameters to the reference figures.
 
@@ -105,11 +109,19 @@ def fit_calibration(sim: PhysicsSimulator, iterations: int = 4, n_phantoms: int 
     * each tissue's ``backscatter_db`` by its mean display difference (lumen: the lumen beyond
       the ring-down), converted to dB by the log-compression slope ``dynamic_range_db / 255``;
     * the ring-down ``amplitude_db`` by the difference in the 2nd radial bin (10-20 % of the
-      radius, where the ring-down lies).
+      radius, where the ring-down lies);
+    * with ``fit_texture``, the perivascular ``texture_db`` (std of its log-normal backscatter
+      heterogeneity) by the difference in the perivascular patch mean/std, divided by
+      :data:`TEXTURE_SLOPE_PER_DB` (at most 2 dB per iteration). A stronger heterogeneity lowers
+      the patch mean/std; its mean power is 1, but the display mean drops (log of a log-normal),
+      which the backscatter level of the next iteration restores.
 
     Everything else (bandwidth, beam, attenuation, dynamic range, gain, TGC, surface layers,
-    specular levels, textures) is set by hand in the YAML files (chosen by comparing a few
-    settings with :func:`calibration_report`) and held fixed.
+    specular levels, texture scales, other tissues' textures) is set by hand in the YAML files
+    (chosen by comparing a few settings with :func:`calibration_report`) and held fixed.
+
+    Pass ``labels`` from several phantom seeds (e.g. 3 x 13 phantoms): the patch mean/std of one
+    16-phantom draw varies by about +-0.1.
 
     Returns:
         The fitted preset and table, and the comparison of every iteration (the last one is the
@@ -133,6 +145,12 @@ def fit_calibration(sim: PhysicsSimulator, iterations: int = 4, n_phantoms: int 
                 p = new[name]
                 new[name] = dataclasses.replace(
                     p, backscatter_db=round(p.backscatter_db + move(comp["tissues"][target]["mean_diff"]), 2))
+        sp_sim, sp_ref = comp.get("speckle_sim") or {}, comp.get("speckle_ref") or {}
+        if fit_texture and sp_sim.get("snr_mean_over_std") is not None and sp_ref.get("snr_mean_over_std"):
+            d = float(sp_sim["snr_mean_over_std"]) - float(sp_ref["snr_mean_over_std"])
+            p = new["perivascular"]
+            dt = float(np.clip(step * d / TEXTURE_SLOPE_PER_DB, -_MAX_TEXTURE_STEP_DB, _MAX_TEXTURE_STEP_DB))
+            new["perivascular"] = dataclasses.replace(p, texture_db=round(max(p.texture_db + dt, 0.0), 2))
         rs, rr = comp["radial_profile_sim"], comp["radial_profile_ref"]
         acoustics = TissueAcoustics(acoustics.reference_frequency_mhz, new)
         rd = preset.ringdown

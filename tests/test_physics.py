@@ -142,7 +142,10 @@ def test_shadow_behind_calcium():
     behind = ring & (th > 15) & (th < 55)
     elsewhere = ring & (th > 195) & (th < 235)
     img = _sim().simulate(np.repeat(lab, 4, 0), seed=0).image.astype(float)
-    assert img[:, behind].mean() < img[:, elsewhere].mean() - 25
+    # behind the arc only the receiver noise is left (~18 grey levels); the far-field tissue beside it
+    # is ~40-50 (the real far field, radial bins 7-9 of the calibration figures, is 24-50)
+    assert img[:, behind].mean() < 0.5 * img[:, elsewhere].mean()
+    assert img[:, behind].mean() < img[:, elsewhere].mean() - 15
     # the calcium itself is bright
     calc = lab[0] == Tissue.DENSE_CALCIUM
     assert img[:, calc].mean() > img[:, elsewhere].mean() + 25

@@ -22,7 +22,7 @@ JS_WEIGHTED_MAX = 0.06  # bits, pixel-weighted Jensen-Shannon divergence of the 
 JS_MAX = 0.15  # bits, worst tissue with >= 2,000 reference pixels
 RADIAL_L1_MAX = 10.0  # grey levels, mean |difference| over the 10 radial bins
 FWHM_TOL = 2.0  # pixels of the 360 x 160 polar grid
-SNR_TOL = 0.45  # patch mean/std
+SNR_TOL = 0.25  # patch mean/std (8-phantom draws 1.50-1.73 around the real 1.62; before the 2026-12-02 refit 1.72-2.01)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ class EngineSpec:
     Args:
         engine: physics (stage 0) or learned.
         preset: transducer preset of the physics engine (``20mhz``, ``40mhz`` or a YAML path).
+        tissues: tissue-acoustics YAML of the physics engine (``None``: the shipped table). Only
+            with ``engine=PHYSICS``.
         model: a trained run folder/checkpoint for ``Simulator.from_run``; ``None`` for the
             embedded default model. Only with ``engine=LEARNED``.
         device: torch device of the simulator (``cpu`` by default: augmentation runs one
@@ -36,10 +38,15 @@ class EngineSpec:
     preset: str = "20mhz"
     model: Path | None = None
     device: str = "cpu"
+    tissues: Path | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None and self.engine is Engine.PHYSICS:
             raise IvusSimError("--model and --engine physics exclude each other (a model is a learned engine)")
+        if self.tissues is not None and self.engine is not Engine.PHYSICS:
+            raise IvusSimError("a tissue table is a physics-engine setting (the learned engine has none)")
+        if self.tissues is not None and not Path(self.tissues).is_file():
+            raise IvusSimError(f"tissue table {self.tissues}: no such file")
         if self.model is not None and not Path(self.model).exists():
             raise IvusSimError(f"--model {self.model}: no such file or folder")
 
@@ -60,7 +67,7 @@ class EngineSpec:
         from ivus_sim import Simulator
 
         if self.engine is Engine.PHYSICS:
-            return Simulator.physics(preset=self.preset, device=self.device)
+            return Simulator.physics(preset=self.preset, device=self.device, tissues=self.tissues)
         if self.model is not None:
             return Simulator.from_run(self.model, device=self.device)
         return Simulator.default(device=self.device)
@@ -68,12 +75,15 @@ class EngineSpec:
     def describe(self) -> str:
         """Short label for manifests: ``physics:20mhz``, ``learned:default`` or ``model:PATH``."""
         if self.engine is Engine.PHYSICS:
-            return f"physics:{self.preset}"
+            return f"physics:{self.preset}" + (f"+{Path(self.tissues).name}" if self.tissues is not None else "")
         return f"model:{self.model}" if self.model is not None else "learned:default"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine.value, "preset": self.preset if self.engine is Engine.PHYSICS else None,
-                "model": str(Path(self.model).resolve()) if self.model is not None else None, "device": self.device}
+        out = {"engine": self.engine.value, "preset": self.preset if self.engine is Engine.PHYSICS else None,
+               "model": str(Path(self.model).resolve()) if self.model is not None else None, "device": self.device}
+        if self.tissues is not None:  # absent key = the shipped table (manifests written before stay valid)
+            out["tissues"] = str(Path(self.tissues).resolve())
+        return out
 
 
 def render(simulator: Any, labels: np.ndarray, seed: int, fov_mm: float) -> tuple[np.ndarray, dict[str, Any]]:

@@ -527,7 +527,8 @@ def regenerate_case(sidecar: dict[str, Any] | str | Path) -> tuple[np.ndarray, n
     run = sc["run"]
     eng = run["engine"]
     spec = EngineSpec(engine=Engine(eng["engine"]), preset=eng.get("preset") or "20mhz",
-                      model=Path(eng["model"]) if eng.get("model") else None, device=eng.get("device", "cpu"))
+                      model=Path(eng["model"]) if eng.get("model") else None, device=eng.get("device", "cpu"),
+                      tissues=Path(eng["tissues"]) if eng.get("tissues") else None)
     ph = run["phantoms"]
     mapping = LabelMapping.from_record(run["labels"])
     ranges = ScannerRanges.from_dict(run["randomise"], "sidecar run.randomise") if run.get("randomise") else None
