@@ -69,3 +69,23 @@ def test_speckle_size_and_contrast(comparison):
     assert abs(sim["fwhm_theta_px_of_360"] - ref["fwhm_theta_px_of_360"]) <= FWHM_TOL
     assert abs(sim["fwhm_r_px_of_160"] - ref["fwhm_r_px_of_160"]) <= FWHM_TOL
     assert abs(sim["snr_mean_over_std"] - ref["snr_mean_over_std"]) <= SNR_TOL
+
+
+@pytest.mark.parametrize("start_db, direction", [(0.0, 1), (13.0, -1)])
+def test_fit_moves_the_perivascular_texture_towards_the_real_patch_contrast(one_thread, start_db, direction):
+    """Too little heterogeneity (patch mean/std above the real 1.62) -> the fit adds texture, too much -> removes it."""
+    import dataclasses
+
+    from ivus_sim.calibrate import fit_calibration
+    from ivus_sim.config import load_tissue_acoustics
+
+    ac = load_tissue_acoustics()
+    ac.tissues["perivascular"] = dataclasses.replace(ac.tissues["perivascular"], texture_db=start_db)
+    sim = PhysicsSimulator(acoustics=ac)
+    labels = calibration_phantoms(4, seed=0)
+    _, fitted, hist = fit_calibration(sim, iterations=1, labels=labels, seed=0)
+    ratio = hist[0]["speckle_sim"]["snr_mean_over_std"]
+    assert (ratio - 1.617) * direction > 0.05  # the start is on the expected side of the real figure
+    assert (fitted.tissues["perivascular"].texture_db - start_db) * direction > 0.3
+    _, kept, _ = fit_calibration(sim, iterations=1, labels=labels, seed=0, fit_texture=False)
+    assert kept.tissues["perivascular"].texture_db == start_db
