@@ -463,7 +463,7 @@ def markdown(res: dict[str, Any]) -> str:
     if prev:
         lines += ["", f"### Before: the previous default (`{prev['model']}`)", "",
                   f"Measured {prev['date']} (commit {prev.get('commit', '?')}) with the same command, before it "
-                  "was replaced (its CLI check on the images made at that time):", "",
+                  "was replaced (its CLI check and the physics engine in its row as they were at that commit):", "",
                   "| previous default | C2ST vs physics (floor) | weighted JS (physics in that run) | FWHM θ / r | "
                   "mean/std | Nakagami m |", "|---|---|---|---|---|---|"]
         lines.append(f"| `{prev['model']}` | {prev['c2st']} ({prev['floor']}) | {prev['js']} ({prev['js_physics']}) | "
