@@ -53,16 +53,22 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "sd": {a: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for a, v in per_seed.items()},
             "default_model": sorted(defaults)[0] if defaults else None,
             "configs": sorted({str(run["config"]) for run in runs}),
-            "commits": [str(run["commit"]) for run in runs], "dates": [str(run["date"]) for run in runs]}
+            "commits": [str(run["commit"]) for run in runs], "dates": [str(run["date"]) for run in runs],
+            # the code each model was trained with (a config's inherited defaults can change between commits)
+            "train_commits": [[str((r.get("train") or {}).get("source_commit")) for r in run["rows"]] for run in runs]}
 
 
-def markdown(res: dict[str, Any], command: str, sources: list[str]) -> str:
+def markdown(res: dict[str, Any], command: str, sources: list[str], notes: list[str] | None = None) -> str:
+    notes = notes or []
     seeds = res["seeds"]
     lines = [SECTION, "",
              f"`{command}`: {len(seeds)} runs of `benchmarks/hidden_scanner.py` (seeds {seeds}; each seed draws "
              "other phantoms, frames, training run and classifier split), configs "
              f"{', '.join(f'`{c}`' for c in res['configs'])}, code {', '.join(res['commits'])}; shipped default "
-             f"`{res['default_model']}` in every run. Sources: {', '.join(f'`{s}`' for s in sources)}.", "",
+             f"`{res['default_model']}` in every run. Sources: {', '.join(f'`{s}`' for s in sources)}.",
+             "Models trained with code (per seed, in scanner order): " + "; ".join(
+                 f"seed {sd}: {', '.join(tc)}" for sd, tc in zip(seeds, res.get("train_commits", []), strict=False))
+             + ".", "",
              "| scanner | " + " | ".join(f"trained, seed {s}" for s in seeds) + " | trained, mean | "
              "shipped default, mean | round trip, mean | other speckle, mean |",
              "|---|" + "---|" * (len(seeds) + 4)]
@@ -81,6 +87,7 @@ def markdown(res: dict[str, Any], command: str, sources: list[str]) -> str:
     lines += ["", f"Target (issue 12): mean C2ST <= 0.70: {m['trained']:.3f} ± {d['trained']:.3f} (sd over seeds) -> "
                   f"{'met' if m['trained'] <= 0.70 else '**not met**'}; below the shipped default's in every seed: "
                   f"{'yes' if below else 'no'} ({m['default']:.3f}).", ""]
+    lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     return "\n".join(lines)
 
 
@@ -89,13 +96,14 @@ def main() -> None:
     ap.add_argument("results", nargs="+", type=Path, help="results JSONs of hidden_scanner.py (one per seed)")
     ap.add_argument("--json-out", type=Path, help="write the combined figures here")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in benchmarks/RESULTS.md")
+    ap.add_argument("--note", action="append", default=[], help="a line under the table (repeatable)")
     a = ap.parse_args()
     runs = [json.loads(p.read_text()) for p in a.results]
     if len({int(r["seed"]) for r in runs}) != len(runs):
         raise SystemExit("two runs have the same seed")
     res = combine(runs)
     text = markdown(res, shlex.join(["python", "benchmarks/hidden_scanner_seeds.py", *sys.argv[1:]]),
-                    [str(p) for p in a.results])
+                    [str(p) for p in a.results], a.note)
     print(text)
     if a.json_out:
         a.json_out.parent.mkdir(parents=True, exist_ok=True)
