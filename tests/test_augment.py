@@ -371,3 +371,38 @@ def test_finishing_keeps_a_live_writers_temp_files_and_removes_dead_ones(tmp_pat
     dead.write_bytes(b"x")
     assert run_augment(_config(out, n=4), shard=Shard(1, 2), workers=0, progress=False).complete  # finishes
     assert live.exists() and not dead.exists()
+
+
+# ------------------------------------------------------------------------- a physics tissue table
+def test_physics_engine_with_its_own_tissue_table_is_used_recorded_and_regenerated(tmp_path, reference):
+    """``EngineSpec.tissues``: another table changes the images, is named in the run record, and a
+    sidecar of such a run regenerates its case with that table (not the shipped one)."""
+    import yaml
+
+    from ivus_sim.config import load_tissue_acoustics
+
+    table = load_tissue_acoustics().to_dict()
+    table["tissues"]["perivascular"]["backscatter_db"] -= 12.0  # a much darker adventitia
+    path = tmp_path / "dark.yaml"
+    path.write_text(yaml.safe_dump(table))
+    spec = EngineSpec(engine=Engine.PHYSICS, preset="20mhz", tissues=path)
+    assert spec.to_dict()["tissues"] == str(path.resolve()) and "dark.yaml" in spec.describe()
+    assert "tissues" not in PHYSICS.to_dict()  # runs with the shipped table keep their old record
+    out = tmp_path / "ds"
+    run_augment(_config(out, n=6, engine=spec), workers=0, progress=False)
+    img_dark, lab_dark = regenerate_case(out / "imagesTr" / "ivus_000003.json")
+    img_ref, lab_ref = regenerate_case(reference / "imagesTr" / "ivus_000003.json")
+    import nibabel as nib
+
+    written: Any = nib.load(str(out / "imagesTr/ivus_000003.nii.gz"))
+    np.testing.assert_array_equal(img_dark, np.asarray(written.dataobj)[..., 0].T)
+    assert np.array_equal(lab_dark, lab_ref)  # same phantoms (same seed), other acoustics
+    peri = lab_ref == int(Tissue.PERIVASCULAR)
+    assert img_dark[peri].mean() < img_ref[peri].mean() - 10
+
+
+def test_a_tissue_table_needs_the_physics_engine_and_an_existing_file(tmp_path):
+    with pytest.raises(IvusSimError, match="physics-engine setting"):
+        EngineSpec(engine=Engine.LEARNED, tissues=tmp_path / "t.yaml")
+    with pytest.raises(IvusSimError, match="no such file"):
+        EngineSpec(engine=Engine.PHYSICS, tissues=tmp_path / "missing.yaml")
