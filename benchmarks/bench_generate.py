@@ -18,6 +18,10 @@ Measures, for the embedded default (or ``--model RUN``):
    alternating, ``--cli-runs`` times each in one run of this script (same machine, same load):
    the ratio of the median wall times (and of the median CPU times, which a busy machine disturbs
    less). Target: one-image ``generate`` <= 1.5x ``import torch``. ``--startup-only`` measures just this.
+5. **Learned vs physics, side by side**: CPU time per image of the learned default and of the
+   stage-0 physics engine (20 MHz preset) on the same phantom, one torch thread, batch 8, at
+   ``--size``, the two interleaved ``--repeats`` x 2 times in this process (same machine, same
+   load; median). Target (issue 12): the learned default costs no more than the physics engine.
 
 Usage::
 
@@ -240,6 +244,38 @@ def startup_markdown(res: dict[str, Any]) -> str:
     ]) + "\n"
 
 
+def versus_physics(model: str | None, size: int, n_images: int, repeats: int, batch: int = 8) -> dict[str, Any]:
+    """CPU ms per image, learned vs physics engine, one thread, interleaved on one phantom (median)."""
+    from ivus_sim.phantom.reader import read_phantom
+    from ivus_sim.physics import PhysicsSimulator
+
+    torch.set_num_threads(1)
+    learned = _simulator(model, "cpu")
+    physics = PhysicsSimulator()
+    ph = read_phantom(EXAMPLE, size=size)
+    labels = np.repeat(ph.labels[:1], batch, 0)
+
+    def run_learned(r: int) -> None:
+        for done in range(0, n_images, batch):
+            learned.generate(ph, n=batch, seed=r, first_index=done, batch_size=batch)
+
+    def run_physics(r: int) -> None:
+        for done in range(0, n_images, batch):
+            physics.simulate(labels, seed=r, first_index=done, fov_mm=ph.geometry.fov_mm)
+
+    run_learned(0), run_physics(0)  # warm-up
+    cpu: dict[str, list[float]] = {"learned": [], "physics": []}
+    for r in range(2 * repeats):
+        order = (("learned", run_learned), ("physics", run_physics))
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            c0 = _cpu_seconds()
+            fn(r)
+            cpu[name].append(1000 * (_cpu_seconds() - c0) / n_images)
+    med = {k: round(statistics.median(v), 2) for k, v in cpu.items()}
+    return {"size": size, "batch": batch, "images": n_images, "repeats": 2 * repeats, "threads": 1,
+            "cpu_ms_per_image": med, "ratio_learned_over_physics": round(med["learned"] / med["physics"], 3)}
+
+
 def markdown(res: dict[str, Any]) -> str:
     m = res["machine"]
     lines = [SECTION, "",
@@ -265,6 +301,14 @@ def markdown(res: dict[str, Any]) -> str:
                   f"(1 thread, batch {best['batch']}), "
                   f"i.e. {rate:.0f} images per CPU-second: one uncontended core gives ~{rate:.0f} images/s and two "
                   f"cores (two processes, or two threads) up to ~{2 * rate:.0f} images/s."]
+    v = res.get("versus_physics")
+    if v:
+        m_ = v["cpu_ms_per_image"]
+        lines += ["", f"**Learned default vs physics engine, side by side** (one thread, batch {v['batch']}, "
+                  f"{v['size']} x {v['size']}, {v['images']} images per timing, the two interleaved {v['repeats']} "
+                  f"times; median CPU ms per image): learned {m_['learned']}, physics {m_['physics']}: "
+                  f"ratio **{v['ratio_learned_over_physics']}** (target <= 1: "
+                  f"{'met' if v['ratio_learned_over_physics'] <= 1 else 'not met'})."]
     c = res.get("cli")
     if c:
         lines += ["", f"One-image CLI call end to end (`{c['command']}`, fresh process, {c['runs']} runs): "
@@ -324,6 +368,7 @@ def main() -> None:
     res["throughput"] = []
     for th in sorted({1, a.threads}):
         res["throughput"] += throughput(a.model, "cpu", a.size, a.batch, a.images, a.repeats, th)
+    res["versus_physics"] = versus_physics(a.model, a.size, a.images, a.repeats)
     if torch.cuda.is_available():
         res["throughput"] += throughput(a.model, "cuda", a.size, a.gpu_batch, max(a.images, 4 * max(a.gpu_batch)),
                                         a.repeats, a.threads)
