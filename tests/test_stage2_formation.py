@@ -261,3 +261,21 @@ def test_gradients_stay_finite_in_black_regions() -> None:
     assert isinstance(disp, torch.Tensor)
     disp.clamp(0, 1).sum().backward()
     assert mean.grad is not None and bool(torch.isfinite(mean.grad).all())
+
+
+@pytest.mark.parametrize("k", [1, 5, 8, 16])
+def test_local_box_mean_matches_a_reference_box_filter(k):
+    """The separable box mean equals scipy's k x k uniform filter, periodic along the angles and
+    edge-replicated along depth, in float32 and (within one bf16 rounding) in bf16."""
+    from scipy.ndimage import uniform_filter
+
+    from ivus_sim.stage2.decoder import local_box_mean
+
+    x = torch.rand(2, 3, 40, 24, generator=torch.Generator().manual_seed(k))
+    ref = uniform_filter(x.double().numpy(), size=(1, 1, k, k), mode=("nearest", "nearest", "wrap", "nearest"))
+    np.testing.assert_allclose(local_box_mean(x, k).numpy(), ref, atol=2e-6)
+    xb = x.bfloat16()
+    ref_b = uniform_filter(xb.double().numpy(), size=(1, 1, k, k), mode=("nearest", "nearest", "wrap", "nearest"))
+    out_b = local_box_mean(xb, k)
+    assert out_b.dtype == torch.bfloat16
+    np.testing.assert_allclose(out_b.double().numpy(), ref_b, atol=2 ** -8)
