@@ -263,7 +263,8 @@ def versus_physics(model: str | None, size: int, n_images: int, repeats: int, ba
         for done in range(0, n_images, batch):
             physics.simulate(labels, seed=r, first_index=done, fov_mm=ph.geometry.fov_mm)
 
-    run_learned(0), run_physics(0)  # warm-up
+    run_learned(0)  # warm-up
+    run_physics(0)
     cpu: dict[str, list[float]] = {"learned": [], "physics": []}
     for r in range(2 * repeats):
         order = (("learned", run_learned), ("physics", run_physics))

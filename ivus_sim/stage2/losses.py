@@ -14,16 +14,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ivus_sim.stage2.decoder import local_box_mean
+
 __all__ = ["local_moments", "speckle_statistics_loss"]
 
 
 def local_moments(x: torch.Tensor, window: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local mean and standard deviation ``(B, 1, A, S)`` over ``window x window`` boxes (circular in angle)."""
-    r = window // 2
-    xp = torch.cat([x[..., -r:, :], x, x[..., :r, :]], dim=-2) if r else x
-    xp = F.pad(xp, (r, r, 0, 0), mode="replicate")
-    m = F.avg_pool2d(xp, window, stride=1)
-    m2 = F.avg_pool2d(xp * xp, window, stride=1)
+    """Local mean and standard deviation ``(B, 1, A, S)`` over ``window x window`` boxes (circular in
+    angle, edge-replicated in depth: :func:`~ivus_sim.stage2.decoder.local_box_mean`)."""
+    m = local_box_mean(x, window)
+    m2 = local_box_mean(x * x, window)
     return m, (m2 - m * m).clamp_min(1e-8).sqrt()
 
 
