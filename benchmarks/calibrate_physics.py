@@ -1,7 +1,7 @@
 """Calibration report of the physics engine against the real 20 MHz figures (and the fit used to set them).
 
     python benchmarks/calibrate_physics.py [--n 13] [--seeds 0 1 2] [--preset 20mhz] [--tissues T.yaml]
-    python benchmarks/calibrate_physics.py --fit 4      # fixed-point fit of backscatter, ring-down, texture
+    python benchmarks/calibrate_physics.py --fit 5      # fixed-point fit of backscatter, ring-down, texture
 
 Simulates random phantoms with the calibration frames' layout (400 x 400 px, 10 mm FOV), measures
 them with the reference definitions and prints the comparison as Markdown (``--json`` for the raw

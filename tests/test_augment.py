@@ -406,3 +406,10 @@ def test_a_tissue_table_needs_the_physics_engine_and_an_existing_file(tmp_path):
         EngineSpec(engine=Engine.LEARNED, tissues=tmp_path / "t.yaml")
     with pytest.raises(IvusSimError, match="no such file"):
         EngineSpec(engine=Engine.PHYSICS, tissues=tmp_path / "missing.yaml")
+    from ivus_sim.augment.randomise import load_ranges
+
+    table = tmp_path / "t.yaml"
+    table.write_text("reference_frequency_mhz: 20.0\n")
+    with pytest.raises(IvusSimError, match="exclude each other"):  # a randomised scanner would ignore it
+        _config(tmp_path / "ds", engine=EngineSpec(engine=Engine.PHYSICS, tissues=table),
+                randomise=load_ranges("scanner"))

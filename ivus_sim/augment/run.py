@@ -145,6 +145,9 @@ class AugmentConfig:
             raise IvusSimError(f"--n must be >= 1, got {self.n}")
         if self.size is not None and self.size < 16:
             raise IvusSimError(f"--size must be >= 16 pixels, got {self.size}")
+        if self.randomise is not None and self.engine.tissues is not None:
+            raise IvusSimError("a tissue table and --randomise exclude each other: every randomised scanner starts "
+                               "from the shipped table (set tissue offsets in the ranges instead)")
 
     @property
     def mapping(self) -> LabelMapping:
