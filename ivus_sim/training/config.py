@@ -72,6 +72,10 @@ class OptimConfig:
             Its architecture must equal the ``model`` section; the discriminators start fresh.
             Transfer learning; on the hidden test scanners it was not better than a random init
             (docs/training.md), so ``own_data`` does not use it.
+        ema_decay: keep an exponential moving average of the generator's weights with this decay
+            per step (warmed up as ``min(ema_decay, (1 + n) / (10 + n))``); the run's sample
+            grids, held-out measurement and exported model use the average
+            (:mod:`ivus_sim.training.ema`). ``0`` = off: the last step's weights.
     """
 
     batch_size: int = ranged(8, lo=1)
@@ -90,6 +94,7 @@ class OptimConfig:
     threads: int | None = ranged(None, lo=1)
     lr_scanner: float | None = ranged(None, lo=0, lo_open=True)
     init: str | None = None
+    ema_decay: float = ranged(0.0, lo=0, hi=1, hi_open=True)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 ``python -m ivus_sim.training.export RUN DEST`` (or :func:`export_checkpoint`) writes
 ``DEST/model.safetensors`` + ``DEST/model.json`` through :func:`ivus_sim.modelio.save_model` with
-``generator_only=True``: only the stage-1 and stage-2 decoders are kept (what generation needs).
+``generator_only=True``: only the stage-1 and stage-2 decoders are kept (what generation needs);
+a run with ``train.ema_decay`` > 0 releases the averaged weights, as the run's own model folder does.
 The card gets the checkpoint's step/epoch, training config, data fingerprint and code versions,
 plus what the caller adds (corpus recipe, the reproducing commands).
 """
@@ -32,7 +33,8 @@ def export_checkpoint(run_dir: str | Path, dest: str | Path, card: dict[str, Any
     missing = [k for k in keys if k not in ck["model"]]
     if missing:
         raise IvusSimError(f"{run_dir}: checkpoint lacks generator tensors (e.g. {missing[0]})")
-    model.load_state_dict({k: ck["model"][k] for k in keys}, strict=False)  # checks shapes
+    weights = {**ck["model"], **ck.get("extra", {}).get("ema", {}).get("shadow", {})}  # the average when kept
+    model.load_state_dict({k: weights[k] for k in keys}, strict=False)  # checks shapes
     full = {"name": cfg.name, "train_config": ck["config"], "steps": int(ck["progress"].get("step", 0)),
             "epochs": int(ck["progress"].get("epoch", 0)), "data_fingerprint": ck["data_fingerprint"],
             "seed": ck.get("extra", {}).get("seed"), "stages_trained": ck.get("extra", {}).get("stages"),

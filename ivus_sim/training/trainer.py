@@ -15,7 +15,9 @@ Outputs in the run folder: ``checkpoint.pt`` (atomic, resumable), ``config.yaml`
 config), ``log.jsonl`` and ``tensorboard/`` (:mod:`~ivus_sim.training.logging`), ``samples/step_XXXXXX.png`` and
 ``latent_discriminator.png`` (:mod:`~ivus_sim.training.plots`), ``holdout_realism.json``
 (:mod:`~ivus_sim.training.holdout`), ``model/model.safetensors`` + ``model/model.json``
-(:mod:`ivus_sim.modelio`, card by :mod:`~ivus_sim.training.card`).
+(:mod:`ivus_sim.modelio`, card by :mod:`~ivus_sim.training.card`). With ``train.ema_decay`` > 0 the
+grids, the held-out measurement and the model use the average of the generator's weights
+(:mod:`~ivus_sim.training.ema`); the checkpoint keeps both.
 
 Data parallel (:mod:`~ivus_sim.training.distributed`): under ``torchrun`` the phases run through
 one ``DistributedDataParallel`` wrapper (bucketed gradient averaging), each rank reads its shard
@@ -51,6 +53,7 @@ from ivus_sim.training.checkpoint import (
 )
 from ivus_sim.training.config import DEFAULT_LOSS_WEIGHT, TrainConfig
 from ivus_sim.training.data import augment, collate
+from ivus_sim.training.ema import WeightAverage
 from ivus_sim.training.logging import RunLog
 from ivus_sim.training.phases import loss_weight, model_phases
 from ivus_sim.two_stage import TwoStageAAE
@@ -181,6 +184,12 @@ class Trainer:
                 groups.append({"params": quick, "lr": t.lr_scanner})
             self.optimisers[p.name] = torch.optim.Adam(groups, lr=base, betas=(t.beta1, t.beta2))
         self.module = distributed.PhaseModule(self.model, self.phases)
+        #: the average of the generator's weights (``train.ema_decay``), what the run exports; None = off
+        self.ema: WeightAverage | None = None
+        if t.ema_decay > 0:
+            gen = {id(q) for p in self.phases if not p.discriminator for q in p.params}
+            self.ema = WeightAverage(((n, q) for n, q in self.model.named_parameters() if id(q) in gen),
+                                     t.ema_decay)
         self.generator = torch.Generator().manual_seed(derive_seed(self.seed, "train", self.rank))
         self.sampler: DistributedSampler[int] = DistributedSampler(
             range(self.n_data),  # type: ignore[arg-type]
@@ -237,7 +246,8 @@ class Trainer:
                                progress=self._progress(), config=self.config.to_dict(),
                                data_fingerprint=self.data_fingerprint,
                                extra={"stages": list(self.stages), "seed": self.seed, "world_size": self.world,
-                                      "rank_rng": states})
+                                      "rank_rng": states,
+                                      **({"ema": self.ema.state_dict()} if self.ema is not None else {})})
 
     def resume(self) -> None:
         """Restore model, optimisers, RNG states and position from the run folder's checkpoint."""
@@ -260,6 +270,11 @@ class Trainer:
         if missing:
             raise IvusSimError(f"{self.checkpoint_path} lacks optimiser state for {', '.join(missing)}")
         self.model.load_state_dict(ck["model"])
+        if self.ema is not None:
+            if "ema" not in extra:
+                raise IvusSimError(f"{self.checkpoint_path} holds no weight average (train.ema_decay); "
+                                   "resume with the config it was written with")
+            self.ema.load_state_dict(extra["ema"])
         for k, o in self.optimisers.items():
             o.load_state_dict(ck["optimisers"][k])
         states = extra.get("rank_rng")
@@ -308,6 +323,8 @@ class Trainer:
             total.backward()
             opt.step()
             out.update({k: float(v.detach().float().mean()) for k, v in losses.items()})
+        if self.ema is not None:
+            self.ema.update()
         return out
 
     # ------------------------------------------------------------------ data order
@@ -408,21 +425,35 @@ class Trainer:
                 self._engine = self.module
             return self._finish()
 
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Within the block the model holds the weights the run exports (the average when
+        ``train.ema_decay`` > 0, else the live weights)."""
+        with self.ema.applied() if self.ema is not None else nullcontext():
+            yield
+
     def _finish(self) -> TrainResult:
         metrics = final_metrics(self.log.history()) if self.is_main else {}
         holdout = None
         model_dir = None
         if self.is_main:
-            self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
-            self.plot_latent_curve(self.out / "latent_discriminator.png")
-            if self.holdout_refs and self.config.evaluate.holdout_fraction > 0:
-                from ivus_sim.training.holdout import HOLDOUT_NAME, measure_holdout
-
-                holdout = measure_holdout(self.model, self.holdout_refs, self.config.evaluate, self.seed)
-                write_json(self.out / HOLDOUT_NAME, holdout)
-            model_dir = self.out / MODEL_DIR_NAME
-            save_model(self.model, model_dir, self.model_card(metrics, holdout))
+            with self.averaged():
+                holdout, model_dir = self._final_outputs(metrics)
         return TrainResult(self.step, True, metrics, model_dir, holdout)
+
+    def _final_outputs(self, metrics: dict[str, float]) -> tuple[dict[str, Any] | None, Path]:
+        """Last sample grid, latent curve, held-out realism and the model folder (rank 0)."""
+        holdout = None
+        self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
+        self.plot_latent_curve(self.out / "latent_discriminator.png")
+        if self.holdout_refs and self.config.evaluate.holdout_fraction > 0:
+            from ivus_sim.training.holdout import HOLDOUT_NAME, measure_holdout
+
+            holdout = measure_holdout(self.model, self.holdout_refs, self.config.evaluate, self.seed)
+            write_json(self.out / HOLDOUT_NAME, holdout)
+        model_dir = self.out / MODEL_DIR_NAME
+        save_model(self.model, model_dir, self.model_card(metrics, holdout))
+        return holdout, model_dir
 
     # ------------------------------------------------------------------ outputs
     def write_config(self) -> Path:
@@ -459,7 +490,8 @@ class Trainer:
         from ivus_sim.training.plots import sample_grid
 
         k = min(self.config.train.grid_samples, self.n_data)
-        return sample_grid(self.model, [self.dataset[i] for i in range(k)], path, self.seed)
+        with self.averaged():
+            return sample_grid(self.model, [self.dataset[i] for i in range(k)], path, self.seed)
 
     def plot_latent_curve(self, path: Path) -> Path | None:
         """The AAE health signal (latent-discriminator losses against log 2)."""
