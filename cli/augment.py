@@ -22,6 +22,9 @@ def augment(
         "--engine", help="learned (the default model, or --model) or physics (the stage-0 engine).")] = Engine.LEARNED,
     preset: Annotated[str, typer.Option(
         "--preset", help="Transducer preset of the physics engine (20mhz, 40mhz or a YAML file).")] = "20mhz",
+    tissues: Annotated[Path | None, typer.Option(
+        "--tissues", help="Tissue acoustics YAML of the physics engine (default: the shipped table); recorded in"
+        " the manifest. Not with --randomise (every randomised scanner starts from the shipped table).")] = None,
     phantoms: Annotated[Path | None, typer.Option(
         "--phantoms", help="Folder of your own phantoms (cycled through) instead of random ones.")] = None,
     seed: SeedOption = 0,
@@ -55,7 +58,11 @@ def augment(
     from ivus_sim.augment.randomise import load_ranges
     from ivus_sim.augment.run import AugmentConfig, Shard, run_augment
 
-    spec = EngineSpec(engine=engine, preset=preset, model=model, device=device)
+    spec = EngineSpec(engine=engine, preset=preset, model=model, device=device, tissues=tissues)
+    if tissues is not None:
+        from ivus_sim.config import load_tissue_acoustics
+
+        load_tissue_acoustics(tissues)  # a malformed table fails here, before anything is written
     config = AugmentConfig(n=n, out=out, seed=seed, engine=spec, phantoms=phantoms, size=size, fov_mm=fov_mm,
                            fmt=fmt, layout=layout,
                            labels_map=load_label_mapping(labels_map) if labels_map is not None else None,

@@ -112,3 +112,62 @@ def test_sidecar_command_remakes_the_case_in_an_empty_folder(tmp_path, monkeypat
     assert res.exit_code == 0, res.output
     for rel in ("imagesTr/ivus_000001.png", "labelsTr/ivus_000001.png", "imagesTr/ivus_000001.json"):
         assert (fresh / rel).read_bytes() == (out / rel).read_bytes()
+
+
+def test_cli_tissue_table_is_applied_recorded_and_remade_from_the_sidecar(tmp_path, monkeypatch):
+    """``--tissues``: another table changes the images, the case command carries it (absolute), and
+    remaking a case from its sidecar in an empty folder gives the same bytes."""
+    import shlex
+
+    import yaml
+
+    from ivus_sim.config import load_tissue_acoustics
+
+    table = load_tissue_acoustics().to_dict()
+    table["tissues"]["perivascular"]["backscatter_db"] -= 15.0  # a much darker adventitia
+    path = tmp_path / "dark.yaml"
+    path.write_text(yaml.safe_dump(table))
+    shipped, dark = tmp_path / "shipped", tmp_path / "dark"
+    for out, extra in ((shipped, []), (dark, ["--tissues", str(path)])):
+        res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(out), "--format", "png", *extra])
+        assert res.exit_code == 0, res.output
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(shipped / "imagesTr/ivus_000001.png"), dtype=float)
+    b = np.asarray(Image.open(dark / "imagesTr/ivus_000001.png"), dtype=float)
+    assert b.mean() < a.mean() - 2  # the table is used (the comparison can fail)
+    sc = json.loads((dark / "imagesTr/ivus_000001.json").read_text())
+    assert f"--tissues {path.resolve()}" in sc["command"]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    res = runner.invoke(app, [*shlex.split(sc["command"])[1:], "--workers", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert (fresh / "imagesTr/ivus_000001.png").read_bytes() == (dark / "imagesTr/ivus_000001.png").read_bytes()
+
+
+def test_cli_tissue_table_errors_are_one_line_and_write_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tissues: [1, 2\n")  # malformed YAML
+    cases = [
+        ([*BASE, "--tissues", str(bad)], "bad.yaml"),
+        ([*BASE, "--tissues", str(tmp_path / "missing.yaml")], "no such file"),
+        (["augment", "--engine", "learned", "--size", "64", "--workers", "0", "--no-progress",
+          "--tissues", str(bad)], "physics-engine setting"),
+    ]
+    for i, (args, message) in enumerate(cases):
+        out = tmp_path / f"ds{i}"
+        res = runner.invoke(app, [*args, "--n", "2", "--out", str(out)])
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.output
+        assert message in lines[0] and "Traceback" not in res.output and not out.exists()
+    import yaml
+
+    from ivus_sim.config import load_tissue_acoustics
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(load_tissue_acoustics().to_dict()))
+    res = runner.invoke(app, [*BASE, "--n", "2", "--out", str(tmp_path / "r"), "--tissues", str(good),
+                              "--randomise", "scanner"])
+    assert res.exit_code == 2 and "randomis" in res.output and not (tmp_path / "r").exists()

@@ -28,7 +28,7 @@ class EngineSpec:
         preset: transducer preset of the physics engine (``20mhz``, ``40mhz`` or a YAML path).
         tissues: tissue-acoustics YAML of the physics engine (``None``: the shipped table). Only
             with ``engine=PHYSICS`` and without scanner randomisation (a randomised scanner starts
-            from the shipped table). Library and benchmarks only: ``ivus-sim augment`` has no option.
+            from the shipped table). ``ivus-sim augment --tissues``.
         model: a trained run folder/checkpoint for ``Simulator.from_run``; ``None`` for the
             embedded default model. Only with ``engine=LEARNED``.
         device: torch device of the simulator (``cpu`` by default: augmentation runs one

@@ -314,6 +314,11 @@ def _one_torch_thread() -> Iterator[None]:
 # ---------------------------------------------------------------------------------- the run
 
 
+def _portable(preset: str) -> str:
+    """A preset name as is, a preset file as an absolute path (the command runs in another folder)."""
+    return str(Path(preset).resolve()) if Path(preset).is_file() else preset
+
+
 def _command(config: AugmentConfig, index: int) -> str:
     """The ``ivus-sim augment`` command line that remakes case ``index`` (with the cases before it) when
     run in an empty folder (``--n index+1 --out .``: the sidecar does not depend on where the dataset
@@ -322,7 +327,8 @@ def _command(config: AugmentConfig, index: int) -> str:
     mapping = config.labels_map
     return reproducing_command("augment", {
         "n": index + 1, "out": ".", "seed": config.seed, "engine": eng.engine.value,
-        "preset": eng.preset if eng.engine is Engine.PHYSICS else None,
+        "preset": _portable(eng.preset) if eng.engine is Engine.PHYSICS else None,
+        "tissues": str(Path(eng.tissues).resolve()) if eng.tissues is not None else None,
         "model": str(Path(eng.model).resolve()) if eng.model is not None else None,
         "phantoms": str(Path(config.phantoms).resolve()) if config.phantoms is not None else None,
         "size": config.size, "fov_mm": config.fov_mm if config.phantoms is None else None,
