@@ -19,7 +19,10 @@ a phantom seed never used for synthetic data: ``40mhz`` (the shipped 40 MHz pres
 settings lie inside the randomisation ranges) and the scanners in ``benchmarks/hidden_scanners/``,
 each outside the ``scanner`` ranges in four or five settings (see the files). **Hidden**:
 ``hidden_e`` and ``hidden_f``, written in round 3 before any result on them and never used to
-choose the generator, the ranges or the recipe. **Development**: ``hidden_a`` / ``hidden_b``
+choose the generator, the ranges or the recipe. ``hidden_g`` (a 15 MHz broadband catheter with a 30 dB
+display) was written in session 21 for the next round, before any result on it: with a larger
+segmenter than the round-3 U-Net, E turns into a development scanner (its in-domain ceiling was
+what chose the segmenter), so G and F are the hidden ones then. **Development**: ``hidden_a`` / ``hidden_b``
 (looked at while choosing the ranges and the training augmentation) and ``hidden_c`` /
 ``hidden_d`` (hidden in round 2; in round 3 the synthetic-only arm was lengthened, 1,000 frames
 and 8,000 steps, after looking at them). The hidden scanners use the tissue table they were written
@@ -73,7 +76,7 @@ SYNTH_SEED = 1
 #: bump when train() / the augmentation changes what a pre-trained model is (invalidates cached ones)
 RECIPE_VERSION = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
-DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdef"}}
+DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefg"}}
 #: the hidden scanners' tissue table, frozen (the shipped-preset domains 20mhz / 40mhz follow the shipped table)
 HIDDEN_TISSUES = HIDDEN / "hidden_tissues.yaml"
 
