@@ -140,3 +140,39 @@ def test_combine_nnunet_keeps_real_cases_in_every_validation_fold(tmp_path):
     assert sorted(c for s in splits for c in s["val"]) == [f"ivus_{i:06d}" for i in range(5)]
     with pytest.raises(IvusSimError, match="not empty"):
         combine_nnunet(tmp_path / "Dataset001_Mine", tmp_path / "Dataset002_Syn", out)
+
+
+def test_no_drawn_scanner_lies_outside_its_ranges():
+    """``settings_outside`` and the sampler agree: every preset the ranges draw is inside them
+    (so a preset it flags really is one the randomisation never makes)."""
+    from ivus_sim.augment.randomise import settings_outside
+
+    for name, ranges in BUILTIN_RANGES.items():
+        for i in range(60):
+            preset, _ = physics_setup(sample_scanner(5, i, ranges))
+            assert settings_outside(preset, ranges) == {}, (name, i)
+
+
+def test_hidden_test_scanners_lie_outside_the_randomisation():
+    """The segmentation benchmark's hidden scanners stay out of what ``--randomise scanner`` draws
+    in at least four settings each (widening the ranges over one of them fails here)."""
+    from dataclasses import replace
+
+    from ivus_sim.augment.randomise import settings_outside
+    from ivus_sim.config import load_preset
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks" / "hidden_scanners"
+    presets = sorted(folder.glob("hidden_*.yaml"))
+    assert len(presets) >= 7
+    ranges = BUILTIN_RANGES["scanner"]
+    for path in presets:
+        if path.name == "hidden_tissues.yaml":
+            continue
+        out = settings_outside(load_preset(path), ranges)
+        assert len(out) >= 4, (path.name, out)
+    e = load_preset(folder / "hidden_e.yaml")
+    assert {"fractional_bandwidth", "aperture_mm", "focus_mm", "dynamic_range_db"} <= set(settings_outside(e, ranges))
+    wider = replace(ranges, fractional_bandwidth=(0.1, 1.0))  # a range that covers E's bandwidth
+    assert "fractional_bandwidth" not in settings_outside(e, wider)
+    # the shipped 20 MHz preset is one the ranges can draw
+    assert settings_outside(load_preset("20mhz"), ranges) == {}

@@ -44,7 +44,8 @@ import numpy as np
 from ivus_sim.errors import IvusSimError
 from ivus_sim.seeding import rng
 
-__all__ = ["ScannerRanges", "BUILTIN_RANGES", "load_ranges", "sample_scanner", "physics_setup",
+__all__ = ["ScannerRanges", "BUILTIN_RANGES", "load_ranges", "sample_scanner", "physics_setup", "settings_outside",
+           "frequency_matched_base",
            "learned_display", "SCANNER_VERSION", "JITTER_TISSUES"]
 
 #: bump when the meaning of a sampled value or the way it is applied changes
@@ -200,6 +201,54 @@ def load_ranges(name_or_path: str | Path) -> ScannerRanges:
 # ------------------------------------------------------------------------------------ sampling
 
 
+def frequency_matched_base(f0_mhz: float) -> tuple[float, float, float]:
+    """``(gain_db, noise_db, tgc_db_per_cm)`` a scanner at ``f0_mhz`` starts from, before offsets.
+
+    Gain and noise floor are interpolated between the shipped 20 and 40 MHz presets (held outside
+    20-40 MHz); the TGC slope gains 0.75 dB/cm per MHz above 20 MHz (attenuation grows with f).
+    """
+    t = min(max((f0_mhz - 20.0) / 20.0, 0.0), 1.0)
+    return -13.8 + t * (-4.0 + 13.8), -29.0 + t * (-60.0 + 29.0), 0.75 * max(f0_mhz - 20.0, 0.0)
+
+
+def settings_outside(preset: Any, ranges: ScannerRanges) -> dict[str, tuple[float, Range]]:
+    """The settings of a physics preset that ``ranges`` cannot draw: ``{field: (value, (low, high))}``.
+
+    How a test scanner is kept out of the randomisation it is meant to test (benchmarks'
+    hidden scanners): a preset's gain, noise floor and TGC are compared as offsets from
+    :func:`frequency_matched_base`, as the ranges define them; NURD counts only when enabled.
+    Tissue settings (blood offset, jitter) and the phantom's catheter and field of view are not
+    preset fields and are not compared.
+
+    Args:
+        preset: a :class:`ivus_sim.config.Preset`.
+        ranges: the randomisation ranges.
+    """
+    f0 = float(preset.transducer.centre_frequency_mhz)
+    gain0, noise0, tgc0 = frequency_matched_base(f0)
+    values: dict[str, float] = {
+        "centre_frequency_mhz": f0,
+        "fractional_bandwidth": float(preset.transducer.fractional_bandwidth),
+        "aperture_mm": float(preset.beam.aperture_mm),
+        "focus_mm": float(preset.beam.focus_mm),
+        "n_angles": float(preset.transducer.n_angles),
+        "gain_offset_db": float(preset.processing.gain_db) - gain0,
+        "dynamic_range_db": float(preset.processing.dynamic_range_db),
+        "tgc_db_per_cm": float(preset.processing.tgc_db_per_cm) - tgc0,
+        "noise_offset_db": float(preset.processing.noise_db) - noise0,
+        "ringdown_amplitude_db": float(preset.ringdown.amplitude_db),
+        "ringdown_extent_mm": float(preset.ringdown.extent_mm),
+    }
+    if preset.nurd.enabled:
+        values["nurd_max_shift_deg"] = float(preset.nurd.max_shift_deg)
+    out: dict[str, tuple[float, Range]] = {}
+    for name, v in values.items():
+        lo, hi = getattr(ranges, name)
+        if not lo - 1e-9 <= v <= hi + 1e-9:
+            out[name] = (v, (lo, hi))
+    return out
+
+
 def sample_scanner(seed: int, index: int, ranges: ScannerRanges) -> dict[str, Any]:
     """The scanner of output ``index`` (JSON-able; the draw order is fixed and engine-independent)."""
     g = rng(seed, "augment-scanner", index)
@@ -208,9 +257,7 @@ def sample_scanner(seed: int, index: int, ranges: ScannerRanges) -> dict[str, An
         return float(g.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
 
     f0 = u(ranges.centre_frequency_mhz)
-    t = min(max((f0 - 20.0) / 20.0, 0.0), 1.0)
-    base_gain = -13.8 + t * (-4.0 + 13.8)
-    base_noise = -29.0 + t * (-60.0 + 29.0)
+    base_gain, base_noise, base_tgc = frequency_matched_base(f0)
     out: dict[str, Any] = {
         "version": SCANNER_VERSION,
         "ranges": ranges.name,
@@ -221,7 +268,7 @@ def sample_scanner(seed: int, index: int, ranges: ScannerRanges) -> dict[str, An
         "n_angles": int(32 * round(u(ranges.n_angles) / 32)),
         "gain_db": base_gain + u(ranges.gain_offset_db),
         "dynamic_range_db": u(ranges.dynamic_range_db),
-        "tgc_db_per_cm": u(ranges.tgc_db_per_cm) + 0.75 * max(f0 - 20.0, 0.0),
+        "tgc_db_per_cm": u(ranges.tgc_db_per_cm) + base_tgc,
         "noise_db": base_noise + u(ranges.noise_offset_db),
         "blood_offset_db": u(ranges.blood_offset_db),
     }
