@@ -118,3 +118,22 @@ def test_config_range_is_checked(tmp_path: Path) -> None:
     p.write_text("extends: smoke\ntrain:\n  ema_decay: 1.0\n")
     with pytest.raises(IvusSimError, match="ema_decay"):
         load_train_config(p)
+
+
+def test_a_checkpoint_written_before_the_field_existed_still_resumes(toy: tuple[np.ndarray, np.ndarray],
+                                                                      tmp_path: Path) -> None:
+    """A checkpoint whose config lacks ``train.ema_decay`` (older code) resumes with the average off."""
+    cfg = _cfg(max_steps=2, checkpoint_every=2)
+    ds = make_dataset(toy, (cfg.model.n_angles, cfg.model.n_samples))
+    Trainer(cfg, ds, tmp_path, progress=False).fit()
+    path = tmp_path / "checkpoint.pt"
+    ck = load_checkpoint(path)
+    del ck["config"]["train"]["ema_decay"]
+    torch.save(ck, path)
+    longer = _cfg(max_steps=3, checkpoint_every=2)
+    res = Trainer(longer, ds, tmp_path, progress=False).fit(resume=True)
+    assert res.finished and res.step == 3
+    from ivus_sim.errors import IvusSimError
+
+    with pytest.raises(IvusSimError, match="different config"):  # a real change is still refused
+        Trainer(_cfg(max_steps=4, checkpoint_every=2, lr=1e-3), ds, tmp_path, progress=False).fit(resume=True)

@@ -252,7 +252,11 @@ class Trainer:
     def resume(self) -> None:
         """Restore model, optimisers, RNG states and position from the run folder's checkpoint."""
         ck = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        if _schedule_free(ck["config"]) != _schedule_free(self.config.to_dict()):
+        try:  # fields added since the checkpoint was written take their defaults (which it trained with)
+            written = TrainConfig.from_dict(ck["config"], "checkpoint config").to_dict()
+        except IvusSimError:
+            written = ck["config"]
+        if _schedule_free(written) != _schedule_free(self.config.to_dict()):
             raise IvusSimError(f"{self.checkpoint_path} was written with a different config; resume with the same "
                                "--config (only train.max_steps and the logging/checkpoint intervals may change) "
                                "or start a new --out folder")
