@@ -78,7 +78,7 @@ SYNTH_SEED = 1
 #: bump when train() / the augmentation changes what a pre-trained model is (invalidates cached ones)
 RECIPE_VERSION = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
-DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefg"}}
+DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefghi"}}
 #: the hidden scanners' tissue table, frozen (the shipped-preset domains 20mhz / 40mhz follow the shipped table)
 HIDDEN_TISSUES = HIDDEN / "hidden_tissues.yaml"
 
@@ -327,14 +327,15 @@ def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
 
 
 # ------------------------------------------------------------------------------------ main
-def _synth_spec(name: str) -> tuple[EngineSpec, Any, str]:
-    from ivus_sim.augment.randomise import BUILTIN_RANGES
+def _synth_spec(name: str, ranges: str = "scanner") -> tuple[EngineSpec, Any, str]:
+    from ivus_sim.augment.randomise import load_ranges
 
-    scanner = BUILTIN_RANGES["scanner"]
+    scanner = load_ranges(ranges)
+    what = f"--randomise {ranges if scanner.name == ranges else f'{ranges} ({scanner.name})'}"
     if name == "physics":
-        return EngineSpec(engine=Engine.PHYSICS), scanner, "physics engine, --randomise scanner"
+        return EngineSpec(engine=Engine.PHYSICS), scanner, f"physics engine, {what}"
     if name == "learned":
-        return EngineSpec(engine=Engine.LEARNED), scanner, "learned default model, --randomise scanner"
+        return EngineSpec(engine=Engine.LEARNED), scanner, f"learned default model, {what}"
     if name == "physics20":
         return EngineSpec(engine=Engine.PHYSICS, preset="20mhz"), None, "physics engine, fixed 20 MHz preset"
     raise IvusSimError(f"--generator {name!r}: expected physics, learned or physics20")
@@ -371,6 +372,8 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=32, help="test images per simulated domain")
     ap.add_argument("--n-synth", type=int, default=1000, help="synthetic images from augment")
     ap.add_argument("--generator", default="physics", choices=["physics", "learned", "physics20"])
+    ap.add_argument("--ranges", default="scanner",
+                    help="scanner randomisation of the synthetic data: a named range or a YAML (benchmarks/ranges/)")
     ap.add_argument("--strategies", nargs="+", default=["real", "mix", "finetune", "weighted"],
                     choices=["real", "mix", "finetune", "weighted"])
     ap.add_argument("--weighted-k", type=int, nargs="*", default=[4],
@@ -399,7 +402,9 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="segbench_"))
     size = args.size
     n_pool = max(args.n_real)
-    spec, randomise, gen_desc = _synth_spec(args.generator)
+    spec, randomise, gen_desc = _synth_spec(args.generator, args.ranges)
+    if randomise is None and args.ranges != "scanner":
+        raise IvusSimError(f"--ranges {args.ranges}: --generator {args.generator} does not randomise")
     print("generating data ...")
     domains: dict[str, str] = {}
     if args.real is None:
@@ -418,7 +423,7 @@ def main() -> None:
         _TEST["real"] = _subset(data, order[: len(data) - n_pool])
         _REAL["real"] = _subset(data, order[len(data) - n_pool:])
         domains["real"] = f"real data from {args.real} ({len(_TEST['real'])} test images)"
-    tag = args.generator
+    tag = args.generator if args.ranges == "scanner" else f"{args.generator}_{randomise.name}"
     _SYNTH.append(_augment(work / f"synth_{tag}_{size}", args.n_synth, SYNTH_SEED, spec, size, size, args.workers,
                            randomise))
     _CFG.update(threads=args.threads, batch=args.batch, channels=tuple(args.channels), pixel_mm=10.0 / size)
@@ -433,7 +438,8 @@ def main() -> None:
     # synthetic-only (pre-trained) models are cached in --work: a later call with other real-data
     # strategies or lengths reuses them instead of training them again
     cache_key = hashlib.sha256(json.dumps(
-        {"generator": args.generator, "n_synth": args.n_synth, "size": size, "steps": args.steps_synth,
+        {"generator": args.generator, **({"ranges": randomise.to_dict()} if args.ranges != "scanner" else {}),
+         "n_synth": args.n_synth, "size": size, "steps": args.steps_synth,
          "lr": args.lr, "batch": args.batch, "channels": list(args.channels), "synth_seed": SYNTH_SEED,
          "recipe_version": RECIPE_VERSION}, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -541,7 +547,9 @@ def main() -> None:
           f"training CPU-minutes by strategy {cpu})")
     if args.out:
         atomic_write(args.out / "results.md", lambda fh: fh.write((table + "\n").encode()))
-        write_json(args.out / "results.json", {"domains": domains, "generator": gen_desc, "minutes": minutes,
+        write_json(args.out / "results.json", {"domains": domains, "generator": gen_desc,
+                                               "ranges": randomise.to_dict() if randomise is not None else None,
+                                               "minutes": minutes,
                                                "data_minutes": t_data / 60, "training_cpu_minutes": cpu,
                                                "load_average_at_end": os.getloadavg(),
                                                "args": {k: str(v) for k, v in vars(args).items()},
