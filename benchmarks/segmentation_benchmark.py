@@ -22,9 +22,12 @@ ranges draw at 40 MHz) and the scanners in ``benchmarks/hidden_scanners/``, each
 lists them, a test keeps it at least four). **Hidden**:
 ``hidden_e`` and ``hidden_f``, written in round 3 before any result on them and never used to
 choose the generator, the ranges or the recipe. ``hidden_g`` (a 15 MHz broadband catheter with a 30 dB
-display) was written in session 21 for the next round, before any result on it: with a larger
-segmenter than the round-3 U-Net, E turns into a development scanner (its in-domain ceiling was
-what chose the segmenter), so G and F are the hidden ones then. **Development**: ``hidden_a`` / ``hidden_b``
+display) was written in session 21 before any result on it: with the larger segmenter of round 4
+(``--channels 16 32 64 128``), E turned into a development scanner (its in-domain ceiling chose the
+segmenter), so F and G were the hidden ones. ``--ranges benchmarks/ranges/wide.yaml`` (round 5)
+draws the synthetic data from wider ranges chosen to cover E and G (development scanners for them);
+its hidden scanners are ``hidden_h`` and ``hidden_i``, written before any result. Results of every
+round: ``benchmarks/RESULTS.md``. **Development**: ``hidden_a`` / ``hidden_b``
 (looked at while choosing the ranges and the training augmentation) and ``hidden_c`` /
 ``hidden_d`` (hidden in round 2; in round 3 the synthetic-only arm was lengthened, 1,000 frames
 and 8,000 steps, after looking at them). The hidden scanners use the tissue table they were written
