@@ -59,10 +59,6 @@ def augment(
     from ivus_sim.augment.run import AugmentConfig, Shard, run_augment
 
     spec = EngineSpec(engine=engine, preset=preset, model=model, device=device, tissues=tissues)
-    if tissues is not None:
-        from ivus_sim.config import load_tissue_acoustics
-
-        load_tissue_acoustics(tissues)  # a malformed table fails here, before anything is written
     config = AugmentConfig(n=n, out=out, seed=seed, engine=spec, phantoms=phantoms, size=size, fov_mm=fov_mm,
                            fmt=fmt, layout=layout,
                            labels_map=load_label_mapping(labels_map) if labels_map is not None else None,

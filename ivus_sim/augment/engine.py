@@ -52,15 +52,20 @@ class EngineSpec:
             raise IvusSimError(f"--model {self.model}: no such file or folder")
 
     def check(self) -> Any | None:
-        """Fail early (one line) on a model file that cannot be loaded, before anything is written.
+        """Fail early (one line) on a model or tissue-table file that cannot be read, before anything is written.
 
         Returns:
             The simulator built while checking (``--model``: the check *is* loading the model), to be
             reused for the run so the model is loaded once (forked workers inherit it); ``None`` when
-            there is nothing to check (physics engine, embedded default model).
+            there is nothing to check or the check builds nothing (physics engine: its tissue table
+            is parsed; embedded default model).
         """
         if self.engine is Engine.LEARNED and self.model is not None:
             return self.build()  # Simulator.from_run: a truncated/corrupt file is a one-line IvusSimError
+        if self.tissues is not None:
+            from ivus_sim.config import load_tissue_acoustics
+
+            load_tissue_acoustics(self.tissues)  # a malformed table is a one-line IvusSimError
         return None
 
     def build(self) -> Any:
