@@ -441,23 +441,17 @@ class Trainer:
         holdout = None
         model_dir = None
         if self.is_main:
-            with self.averaged():
-                holdout, model_dir = self._final_outputs(metrics)
+            self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")  # averaged itself
+            self.plot_latent_curve(self.out / "latent_discriminator.png")
+            with self.averaged():  # the held-out measurement and the model: the weights the run exports
+                if self.holdout_refs and self.config.evaluate.holdout_fraction > 0:
+                    from ivus_sim.training.holdout import HOLDOUT_NAME, measure_holdout
+
+                    holdout = measure_holdout(self.model, self.holdout_refs, self.config.evaluate, self.seed)
+                    write_json(self.out / HOLDOUT_NAME, holdout)
+                model_dir = self.out / MODEL_DIR_NAME
+                save_model(self.model, model_dir, self.model_card(metrics, holdout))
         return TrainResult(self.step, True, metrics, model_dir, holdout)
-
-    def _final_outputs(self, metrics: dict[str, float]) -> tuple[dict[str, Any] | None, Path]:
-        """Last sample grid, latent curve, held-out realism and the model folder (rank 0)."""
-        holdout = None
-        self.sample_grid(self.out / "samples" / f"step_{self.step:06d}.png")
-        self.plot_latent_curve(self.out / "latent_discriminator.png")
-        if self.holdout_refs and self.config.evaluate.holdout_fraction > 0:
-            from ivus_sim.training.holdout import HOLDOUT_NAME, measure_holdout
-
-            holdout = measure_holdout(self.model, self.holdout_refs, self.config.evaluate, self.seed)
-            write_json(self.out / HOLDOUT_NAME, holdout)
-        model_dir = self.out / MODEL_DIR_NAME
-        save_model(self.model, model_dir, self.model_card(metrics, holdout))
-        return holdout, model_dir
 
     # ------------------------------------------------------------------ outputs
     def write_config(self) -> Path:
