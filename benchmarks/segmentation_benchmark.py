@@ -81,7 +81,7 @@ SYNTH_SEED = 1
 #: bump when train() / the augmentation changes what a pre-trained model is (invalidates cached ones)
 RECIPE_VERSION = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
-DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefghi"}}
+DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefghijk"}}
 #: the hidden scanners' tissue table, frozen (the shipped-preset domains 20mhz / 40mhz follow the shipped table)
 HIDDEN_TISSUES = HIDDEN / "hidden_tissues.yaml"
 

@@ -180,14 +180,14 @@ def test_hidden_test_scanners_lie_outside_the_randomisation():
 
 def test_hidden_scanners_of_the_wide_ranges_lie_outside_them():
     """``benchmarks/ranges/wide.yaml`` (segmentation round 5) covers the round-4 scanners E and G;
-    its own hidden scanners H and I stay >= 4 settings outside it."""
+    its own hidden scanners H and I (round 5) and J and K (round 6) stay >= 4 settings outside it."""
     from ivus_sim.augment.randomise import settings_outside
     from ivus_sim.config import load_preset
 
     root = Path(__file__).resolve().parents[1] / "benchmarks"
     wide = load_ranges(root / "ranges" / "wide.yaml")
     assert wide.name == "wide"
-    for n in ("h", "i"):
+    for n in ("h", "i", "j", "k"):
         out = settings_outside(load_preset(root / "hidden_scanners" / f"hidden_{n}.yaml"), wide)
         assert len(out) >= 4, (n, out)
     for n in ("e", "g"):  # development scanners for these ranges: inside them
