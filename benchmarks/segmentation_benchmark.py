@@ -81,7 +81,8 @@ SYNTH_SEED = 1
 #: bump when train() / the augmentation changes what a pre-trained model is (invalidates cached ones)
 RECIPE_VERSION = 1
 HIDDEN = Path(__file__).resolve().parent / "hidden_scanners"
-DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz", **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefghijk"}}
+DOMAINS = {"40mhz": "40mhz", "20mhz": "20mhz",
+           **{f"hidden_{c}": str(HIDDEN / f"hidden_{c}.yaml") for c in "abcdefghijk"}}
 #: the hidden scanners' tissue table, frozen (the shipped-preset domains 20mhz / 40mhz follow the shipped table)
 HIDDEN_TISSUES = HIDDEN / "hidden_tissues.yaml"
 
@@ -116,6 +117,34 @@ def _zscore(x: torch.Tensor) -> torch.Tensor:
     """Per-image z-score of ``(B, 1, H, W)``."""
     m = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - m) / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-6)
+
+
+def _histeq(x: torch.Tensor) -> torch.Tensor:
+    """Per-image histogram equalisation of ``(B, 1, H, W)`` grey levels in [0, 1] (256 levels).
+
+    Each pixel becomes the mid-rank of its grey level within its own image, ``(F(v-) + F(v)) / 2``
+    with ``F`` the image's cumulative histogram: ties (the black outside the field of view) share
+    one value, and any monotonic grey-level map of the input (a gain, dynamic range or gamma of
+    the display, as long as it clips nothing) gives the same output. MONAI's
+    ``HistogramNormalize`` is the transform a MONAI pipeline would use for the same purpose.
+    """
+    b = x.shape[0]
+    q = (x.clamp(0, 1) * 255).round().long().reshape(b, -1)
+    counts = torch.bincount((q + 256 * torch.arange(b)[:, None]).reshape(-1), minlength=256 * b)
+    counts = counts.reshape(b, 256).to(torch.float32)
+    cdf = counts.cumsum(1)
+    mid = (cdf - counts / 2) / q.shape[1]
+    return torch.gather(mid, 1, q).reshape(x.shape)
+
+
+def _prepare(x: torch.Tensor, normalise: str) -> torch.Tensor:
+    """The network input of ``(B, 1, H, W)`` images in [0, 1]: ``zscore`` (per image) or
+    ``histeq`` (per-image histogram equalisation, then the z-score)."""
+    if normalise == "histeq":
+        x = _histeq(x)
+    elif normalise != "zscore":
+        raise IvusSimError(f"--normalise {normalise!r}: expected zscore or histeq")
+    return _zscore(x)
 
 
 def _load_decathlon(root: Path, size: int) -> Split:
@@ -212,8 +241,9 @@ def _intensity(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return x
 
 
-def _draw(s: Split, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random frames of ``s``: random 90-degree rotations and flips, grey-level augmentation, z-score."""
+def _draw(s: Split, n: int, g: torch.Generator, normalise: str = "zscore") -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random frames of ``s``: random 90-degree rotations and flips, grey-level augmentation,
+    then :func:`_prepare` (``normalise``)."""
     xs, ys = [], []
     for _ in range(n):
         i = int(torch.randint(len(s), (1,), generator=g))
@@ -224,7 +254,7 @@ def _draw(s: Split, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Ten
             x, y = x.flip(2), y.flip(2)
         xs.append(x)
         ys.append(y)
-    return _zscore(torch.stack(xs)), torch.stack(ys)
+    return _prepare(torch.stack(xs), normalise), torch.stack(ys)
 
 
 @dataclass(frozen=True)
@@ -239,7 +269,8 @@ class Recipe:
 
 
 def train(real: Split | None, synth: Split | None, recipe: Recipe, batch: int, seed: int,
-          channels: tuple[int, ...], init_state: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+          channels: tuple[int, ...], init_state: dict[str, torch.Tensor] | None = None,
+          normalise: str = "zscore") -> torch.nn.Module:
     from monai.losses import DiceCELoss
 
     seed_everything(seed)
@@ -257,10 +288,10 @@ def train(real: Split | None, synth: Split | None, recipe: Recipe, batch: int, s
         parts = []
         if n_real:
             assert real is not None
-            parts.append(_draw(real, n_real, g))
+            parts.append(_draw(real, n_real, g, normalise))
         if n_syn:
             assert synth is not None
-            parts.append(_draw(synth, n_syn, g))
+            parts.append(_draw(synth, n_syn, g, normalise))
         x = torch.cat([p[0] for p in parts])
         y = torch.cat([p[1] for p in parts])
         opt.zero_grad()
@@ -277,14 +308,14 @@ def train(real: Split | None, synth: Split | None, recipe: Recipe, batch: int, s
 
 
 @torch.no_grad()
-def evaluate(net: torch.nn.Module, test: Split, pixel_mm: float) -> dict[str, float]:
+def evaluate(net: torch.nn.Module, test: Split, pixel_mm: float, normalise: str = "zscore") -> dict[str, float]:
     from monai.metrics import DiceMetric, HausdorffDistanceMetric
 
     net.eval()
     dice = DiceMetric(include_background=False, reduction="mean_batch")
     hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="mean_batch", get_not_nans=True)
     for i in range(0, len(test), 16):
-        x, y = _zscore(test.images[i:i + 16]), test.labels[i:i + 16]
+        x, y = _prepare(test.images[i:i + 16], normalise), test.labels[i:i + 16]
         pred = net(x).argmax(1, keepdim=True)
         p1 = torch.nn.functional.one_hot(pred[:, 0], 3).permute(0, 3, 1, 2).float()
         y1 = torch.nn.functional.one_hot(y[:, 0], 3).permute(0, 3, 1, 2).float()
@@ -315,13 +346,15 @@ def _run_one(job: tuple[Job, Recipe, dict[str, torch.Tensor] | None]
     t0 = time.process_time()  # CPU seconds of this training (the machine is shared)
     synth = _SYNTH[0] if _SYNTH else None
     if kind == "synthetic":
-        net = train(None, synth, recipe, _CFG["batch"], seed, _CFG["channels"])
-        metrics = {d: evaluate(net, t, _CFG["pixel_mm"]) for d, t in _TEST.items()}
+        net = train(None, synth, recipe, _CFG["batch"], seed, _CFG["channels"], normalise=_CFG["normalise"])
+        metrics = {d: evaluate(net, t, _CFG["pixel_mm"], _CFG["normalise"]) for d, t in _TEST.items()}
         state = {n: v.detach().clone() for n, v in net.state_dict().items()}
         return job[0], metrics, time.process_time() - t0, state
     real = _subset(_REAL[domain], range(k))
-    net = train(real, synth if recipe.share > 0 else None, recipe, _CFG["batch"], seed, _CFG["channels"], init)
-    return job[0], {domain: evaluate(net, _TEST[domain], _CFG["pixel_mm"])}, time.process_time() - t0, None
+    net = train(real, synth if recipe.share > 0 else None, recipe, _CFG["batch"], seed, _CFG["channels"], init,
+                _CFG["normalise"])
+    return (job[0], {domain: evaluate(net, _TEST[domain], _CFG["pixel_mm"], _CFG["normalise"])},
+            time.process_time() - t0, None)
 
 
 def _save_state(path: Path, state: dict[str, torch.Tensor]) -> None:
@@ -390,6 +423,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lr-ft", type=float, default=5e-4)
+    ap.add_argument("--normalise", default="zscore", choices=["zscore", "histeq"],
+                    help="network input of every frame (train and test): per-image z-score, or per-image histogram "
+                         "equalisation then z-score")
     ap.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32, 64], help="U-Net channels")
     ap.add_argument("--seeds", type=int, default=2, help="training seeds per arm")
     ap.add_argument("--real", type=Path, default=None, help="folder of real *_image.png / *_label.png pairs")
@@ -429,7 +465,8 @@ def main() -> None:
     tag = args.generator if args.ranges == "scanner" else f"{args.generator}_{randomise.name}"
     _SYNTH.append(_augment(work / f"synth_{tag}_{size}", args.n_synth, SYNTH_SEED, spec, size, size, args.workers,
                            randomise))
-    _CFG.update(threads=args.threads, batch=args.batch, channels=tuple(args.channels), pixel_mm=10.0 / size)
+    _CFG.update(threads=args.threads, batch=args.batch, channels=tuple(args.channels), pixel_mm=10.0 / size,
+                normalise=args.normalise)
     t_data = time.perf_counter() - t_start
 
     rec = {"real": Recipe(args.steps, args.lr), "mix": Recipe(args.steps, args.lr, args.synth_share),
@@ -444,7 +481,9 @@ def main() -> None:
         {"generator": args.generator, **({"ranges": randomise.to_dict()} if args.ranges != "scanner" else {}),
          "n_synth": args.n_synth, "size": size, "steps": args.steps_synth,
          "lr": args.lr, "batch": args.batch, "channels": list(args.channels), "synth_seed": SYNTH_SEED,
-         "recipe_version": RECIPE_VERSION}, sort_keys=True).encode()).hexdigest()[:16]
+         "recipe_version": RECIPE_VERSION,
+         **({"normalise": args.normalise} if args.normalise != "zscore" else {})},
+        sort_keys=True).encode()).hexdigest()[:16]
 
     def cache_path(seed: int) -> Path:
         return work / "pretrained" / f"{cache_key}_seed{seed}.pt"
@@ -458,7 +497,7 @@ def main() -> None:
             pre[s] = torch.load(cache_path(s), weights_only=True)
             net = _unet(tuple(args.channels))
             net.load_state_dict(pre[s])
-            results[job_s] = {d: evaluate(net, t, _CFG["pixel_mm"]) for d, t in _TEST.items()}
+            results[job_s] = {d: evaluate(net, t, _CFG["pixel_mm"], args.normalise) for d, t in _TEST.items()}
             print(f"  {job_s}: pre-trained model from {cache_path(s)}")
         else:
             phase1.append((job_s, synth_recipe, None))
@@ -501,11 +540,12 @@ def main() -> None:
 
     label = {st: STRATEGY_LABEL[st].format(share=args.synth_share, weight=args.synth_weight)
              for st in STRATEGY_LABEL}
+    norm = "per-image histogram equalisation, then z-score" if args.normalise == "histeq" else "per-image z-score"
     lines = [f"Synthetic data: {args.n_synth} frames, {gen_desc}, seed {SYNTH_SEED}. MONAI UNet "
              f"({'-'.join(map(str, args.channels))}), batch {args.batch}, DiceCE, Adam; real/mix/weighted "
              f"{args.steps} steps at {args.lr:g}, synthetic-only {args.steps_synth} steps, fine-tuning "
              f"{args.steps_ft} steps at {args.lr_ft:g}; rotations, flips and grey-level augmentation (gamma, blur, "
-             f"noise) for every strategy; {size} px ({10.0 / size:.3f} mm/px); mean ± std over "
+             f"noise) for every strategy; input: {norm}; {size} px ({10.0 / size:.3f} mm/px); mean ± std over "
              f"{args.seeds} training seeds.", ""]
     summary = ["| test domain | k real | best strategy | Dice lumen (real only -> best) | "
                "Dice wall (real only -> best) | never worse (within 1 SD) |", "|---|---|---|---|---|---|"]
