@@ -26,8 +26,11 @@ display) was written in session 21 before any result on it: with the larger segm
 (``--channels 16 32 64 128``), E turned into a development scanner (its in-domain ceiling chose the
 segmenter), so F and G were the hidden ones. ``--ranges benchmarks/ranges/wide.yaml`` (round 5)
 draws the synthetic data from wider ranges chosen to cover E and G (development scanners for them);
-its hidden scanners are ``hidden_h`` and ``hidden_i``, written before any result. Results of every
-round: ``benchmarks/RESULTS.md``. **Development**: ``hidden_a`` / ``hidden_b``
+its hidden scanners are ``hidden_h`` and ``hidden_i``, written before any result. Round 6 tried
+``--normalise histeq`` (per-frame histogram equalisation of the segmenter's input), chosen on E, G
+and I (I is a development scanner from then on), with new hidden scanners ``hidden_j`` and
+``hidden_k`` written before any result; it was not kept (the default stays ``zscore``). Results of
+every round: ``benchmarks/RESULTS.md``. **Development**: ``hidden_a`` / ``hidden_b``
 (looked at while choosing the ranges and the training augmentation) and ``hidden_c`` /
 ``hidden_d`` (hidden in round 2; in round 3 the synthetic-only arm was lengthened, 1,000 frames
 and 8,000 steps, after looking at them). The hidden scanners use the tissue table they were written
