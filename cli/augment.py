@@ -43,8 +43,9 @@ def augment(
         "--size", help="Image side in pixels (default 256; with --phantoms their own size).")] = None,
     fov_mm: Annotated[float, typer.Option("--fov-mm", help="Field-of-view diameter of random phantoms [mm].")] = 10.0,
     randomise: Annotated[str | None, typer.Option(
-        "--randomise", help="Scanner randomisation: a named range (scanner) or a YAML file of ranges; every image"
-        " draws its own scanner (recorded in its sidecar). See docs/augment.md.")] = None,
+        "--randomise", help="Scanner randomisation: a named range (scanner: coronary 20-60 MHz; wide: beyond it, for"
+        " an unknown scanner) or a YAML file of ranges; every image draws its own scanner (recorded in its sidecar)."
+        " See docs/augment.md.")] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device of the simulator.")] = "cpu",
     progress: ProgressOption = True,
 ) -> None:
