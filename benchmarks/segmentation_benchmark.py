@@ -177,7 +177,8 @@ def _augment(out: Path, n: int, seed: int, spec: EngineSpec, gen_size: int, size
                         labels_map=LabelMapping.builtin("lumen-wall"), randomise=randomise)
     t0 = time.perf_counter()
     rep = run_augment(cfg, workers=workers, progress=False)
-    print(f"  {spec.describe()}: {rep.written} new + {rep.existing} existing pairs in {time.perf_counter() - t0:.0f} s")
+    what = spec.describe() + (f", --randomise {randomise.name}" if randomise is not None else "")
+    print(f"  {what}: {rep.written} new + {rep.existing} existing pairs in {time.perf_counter() - t0:.0f} s")
     return _load_decathlon(out, size)
 
 
