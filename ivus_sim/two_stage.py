@@ -242,7 +242,8 @@ class TwoStageAAE(nn.Module):
         """
         return {"s1_rec": 1.0, "s1_latent_d": 1.0, "s1_latent_e": 1.0,
                 "s2_rec": 0.2, "s2_stats": 2.0, "s2_adv_g": 0.1, "s2_patch_d": 1.0, "s2_latent_d": 1.0,
-                "s2_latent_e": 1.0, "s2_texture": 0.0, "s2_hist": 0.0, "s2_diversity": 0.0,
+                "s2_latent_e": 1.0, "s2_texture": 0.0, "s2_hist": 0.0, "s2_tissue_texture": 0.0,
+                "s2_diversity": 0.0,
                 "cal_hist": 0.0, "cal_profile": 0.0, "cal_speckle": 0.0}
 
     @property
@@ -362,7 +363,7 @@ class TwoStageAAE(nn.Module):
 
         Teacher forcing: stage 2 is conditioned on the stage-1 *target*, so the stages train
         independently. Returns ``({"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist",
-        "cal_hist", "cal_profile", "cal_speckle", "s2_diversity"}, z2, fake)``; the calibration
+        "s2_tissue_texture", "cal_hist", "cal_profile", "cal_speckle", "s2_diversity"}, z2, fake)``; the calibration
         losses only for the ``physics`` stage 2; ``s2_diversity`` only with ``noise2`` (a second,
         independent noise draw: the batch is decoded again with it,
         :mod:`ivus_sim.stage2.diversity_loss`).

@@ -79,11 +79,11 @@ def test_every_network_shape(model: TwoStageAAE) -> None:
     rec, _ = model.stage1_reconstruction(batch)
     rec2, _, fake = model.stage2_reconstruction(batch, model.noise(b))
     assert set(rec) == {"s1_rec"}
-    assert set(rec2) == {"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist", "cal_hist", "cal_profile",
-                         "cal_speckle"}
+    assert set(rec2) == {"s2_rec", "s2_stats", "s2_adv_g", "s2_texture", "s2_hist", "s2_tissue_texture", "cal_hist",
+                         "cal_profile", "cal_speckle"}
     # a group of optional losses is skipped only when all of its names are (what the trainer weights 0)
     core = {"s2_rec", "s2_stats", "s2_adv_g"}
-    skip_all = {"s2_texture", "s2_hist", "cal_hist", "cal_profile", "cal_speckle"}
+    skip_all = {"s2_texture", "s2_hist", "s2_tissue_texture", "cal_hist", "cal_profile", "cal_speckle"}
     assert set(model.stage2_reconstruction(batch, model.noise(b), skip=skip_all)[0]) == core
     part = set(model.stage2_reconstruction(batch, model.noise(b), skip={"s2_hist", "cal_hist"})[0])
     assert part == core | skip_all

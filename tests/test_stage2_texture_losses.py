@@ -86,3 +86,38 @@ def test_gradient_descent_recovers_the_contrast_where_l1_flattens_it(one_thread:
 
     assert abs(fit("texture") - 0.12) < 0.02
     assert fit("l1") < 0.03
+
+
+def test_masked_statistics_see_a_thin_tissue_that_no_tile_covers() -> None:
+    """A 6-sample band of fibrous tissue fills no 16 x 16 tile: ``s2_texture`` cannot see a wrong
+    contrast there, ``s2_tissue_texture`` (masked, one weight per tissue) does, and its masked std
+    and grain of the band match what was put in."""
+    from ivus_sim.stage2.calibration_losses import erode_masks
+    from ivus_sim.stage2.texture_losses import masked_statistics
+
+    lab = _labels()
+    lab[:, :, 40:46] = int(Tissue.FIBRO_FATTY)  # thin band inside the perivascular tissue
+
+    def img(seed: int, band: float) -> torch.Tensor:
+        x = _image(seed, 0.1)
+        x[..., 40:46] = (0.3 + band * _grain(seed + 50, 1.5)[..., 40:46]).clamp(0, 1)
+        return x
+
+    real = img(0, 0.1)
+    k = PALETTE_IDS.index(int(Tissue.FIBRO_FATTY))
+    _, count, _ = tile_statistics(real, lab)
+    assert int(count[k]) == 0
+    masks = erode_masks(F.one_hot(class_index(lab), len(PALETTE_IDS)).permute(0, 3, 1, 2))
+    stats, npx = masked_statistics(real, masks, lags=2)
+    assert int(npx[k]) == B * A * 4  # the band eroded by one sample on each side
+    # residual around a local mean of a 4-sample-wide mask: a little below the grain's std 0.1
+    assert 0.06 < float(stats[k, 0]) < 0.105
+    assert float(stats[k, 1]) > 0.7  # lag-1 along angle: grain of width 1.5 (0.89 before the mean)
+    same = texture_losses(img(1, 0.1), real, lab)
+    flat = texture_losses(img(1, 0.03), real, lab)
+    assert abs(float(flat["s2_texture"]) - float(same["s2_texture"])) < 0.02  # blind to the band
+    assert float(flat["s2_tissue_texture"]) > 2 * float(same["s2_tissue_texture"])
+    # gradients reach the image through the masked statistics
+    fake = img(1, 0.05).requires_grad_(True)
+    texture_losses(fake, real, lab)["s2_tissue_texture"].backward()
+    assert fake.grad is not None and float(fake.grad[..., 40:46].abs().sum()) > 0
