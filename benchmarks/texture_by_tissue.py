@@ -40,6 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model = load_from_path(args.model or args.work / "run", torch.device("cpu"))[0].eval()
+    if model.config.stage2_kind.value != "physics":
+        raise SystemExit(f"error: {args.model or args.work / 'run'}: stage 2 is {model.config.stage2_kind.value!r};"
+                         " this diagnostic needs the physics-informed stage 2")
     a, s = model.polar_shape
     labs = sorted((args.work / "test").glob("frame_*_label.png"))
     lab = np.stack([np.asarray(Image.open(p)) for p in labs]).astype(np.uint8)

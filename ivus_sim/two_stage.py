@@ -386,7 +386,8 @@ class TwoStageAAE(nn.Module):
         from ivus_sim.stage2.texture_losses import TEXTURE_LOSS_NAMES, texture_losses
 
         if not set(TEXTURE_LOSS_NAMES) <= set(skip):
-            losses.update(texture_losses(fake, batch["image"], batch["labels"]))
+            losses.update(texture_losses(fake, batch["image"], batch["labels"],
+                                         tissue_texture="s2_tissue_texture" not in skip))
         if self.config.stage2_kind is Stage2Kind.PHYSICS and not set(CALIBRATION_LOSS_NAMES) <= set(skip):
             losses.update(self.calibration_losses(fake, batch["labels"]))
         if noise2 is not None and not set(DIVERSITY_LOSS_NAMES) <= set(skip):

@@ -87,6 +87,9 @@ def test_every_network_shape(model: TwoStageAAE) -> None:
     assert set(model.stage2_reconstruction(batch, model.noise(b), skip=skip_all)[0]) == core
     part = set(model.stage2_reconstruction(batch, model.noise(b), skip={"s2_hist", "cal_hist"})[0])
     assert part == core | skip_all
+    # the tissue-masked texture loss (weight 0 in every shipped config) is not computed when skipped
+    part = set(model.stage2_reconstruction(batch, model.noise(b), skip={"s2_tissue_texture"})[0])
+    assert part == core | skip_all - {"s2_tissue_texture"}
     # s2_diversity: only with a second noise draw, and not when skipped; its gradient reaches stage 2
     noise = model.noise(b)
     partly_shared = (noise + noise.flip(-1)) / 2**0.5  # correlated with noise: the loss is > 0

@@ -124,7 +124,8 @@ def masked_statistics(image: torch.Tensor, masks: torch.Tensor, lags: int = 4, w
 
 
 def texture_losses(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, tile: int = 16,
-                   lags: int = 4, min_tiles: int = 4, min_pixels: int = 200) -> dict[str, torch.Tensor]:
+                   lags: int = 4, min_tiles: int = 4, min_pixels: int = 200, tissue_texture: bool = True
+                   ) -> dict[str, torch.Tensor]:
     """``{"s2_texture", "s2_hist", "s2_tissue_texture"}`` of a generated batch against the real one (module docstring).
 
     Args:
@@ -133,6 +134,8 @@ def texture_losses(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor,
         min_tiles: a tissue enters ``s2_texture`` with at least this many pure tiles in the batch.
         min_pixels: a tissue enters ``s2_hist`` and ``s2_tissue_texture`` with at least this many eroded
             pixels in the batch.
+        tissue_texture: compute ``s2_tissue_texture`` (False: the key is left out; the trainer skips
+            it where it is weighted 0, as in every shipped config).
     """
     zero = fake.new_zeros((), dtype=torch.float32)
     sf, count, _ = tile_statistics(fake, labels, tile, lags)
@@ -161,6 +164,8 @@ def texture_losses(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor,
         js = js + n * js_bits(soft_histogram(f255[mk]), hr)
         wsum += n
     hist = js / wsum if wsum else zero
+    if not tissue_texture:
+        return {"s2_texture": texture, "s2_hist": hist}
     keep = [k for k in range(N_CLASSES) if k not in _BLANK]
     mf, npx = masked_statistics(fake, masks[:, keep], lags)
     with torch.no_grad():
@@ -168,7 +173,7 @@ def texture_losses(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor,
     use = npx >= min_pixels
     if bool(use.any()):
         err = (mf[:, 0] - mr[:, 0]).abs() / (mr[:, 0] + 0.02) + (mf[:, 1:] - mr[:, 1:]).abs().mean(-1)
-        tissue_texture = err[use].mean()
+        masked = err[use].mean()
     else:
-        tissue_texture = zero
-    return {"s2_texture": texture, "s2_hist": hist, "s2_tissue_texture": tissue_texture}
+        masked = zero
+    return {"s2_texture": texture, "s2_hist": hist, "s2_tissue_texture": masked}
