@@ -271,6 +271,14 @@ class TwoStageAAE(nn.Module):
             out += list(self.stage1.transmission.parameters())
         return out
 
+    def decibel_parameters(self) -> list[nn.Parameter]:
+        """The physical scalars kept in decibels (stage 2's gain, receiver noise floor and TGC slope
+        [dB/cm]), a subset of :meth:`physical_parameters`; ``train.lr_scanner_db_scale`` speeds them up."""
+        scanner = getattr(self.stage2, "scanner", None)
+        if scanner is None:
+            return []
+        return [getattr(scanner, name) for name in scanner.DECIBEL_PARAMETERS]
+
     def generator_modules(self) -> dict[str, nn.Module]:
         """The parts needed at generation time (what the embedded weights must hold)."""
         return {"stage1": self.stage1, "stage2": self.stage2}

@@ -282,6 +282,29 @@ def test_scanner_parameters_get_their_own_learning_rate(toy: tuple[np.ndarray, n
     assert moved > 3 * moved_plain
 
 
+def test_decibel_scanner_parameters_can_learn_faster(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """train.lr_scanner_db_scale: gain, noise floor and TGC (decibels) step at lr_scanner x scale, the
+    log-space scalars at lr_scanner; one Adam step moves each by about its rate."""
+    cfg = _cfg(lr_scanner=3e-3, lr_scanner_db_scale=10.0)
+    tr = Trainer(cfg, _dataset(toy, cfg), tmp_path / "a", progress=False)
+    scanner = tr.model.stage2.scanner
+    decibel = {id(getattr(scanner, n)) for n in scanner.DECIBEL_PARAMETERS}
+    assert decibel == {id(q) for q in tr.model.decibel_parameters()} and len(decibel) == 3
+    rates = {}
+    for opt in tr.optimisers.values():
+        for g in opt.param_groups:
+            for q in g["params"]:
+                rates[id(q)] = g["lr"]
+    for name, q in scanner.named_parameters():
+        assert rates[id(q)] == pytest.approx(3e-2 if id(q) in decibel else 3e-3), name
+    before = {n: q.detach().clone() for n, q in scanner.named_parameters()}
+    tr.train_step(tr.batch(0, 0))
+    step = {n: float((q - before[n]).abs().max()) for n, q in scanner.named_parameters()}
+    assert 0.5 * 3e-2 < step["noise_db"] <= 1.01 * 3e-2
+    assert 0.5 * 3e-2 < step["gain_db"] <= 1.01 * 3e-2
+    assert step["log_dynamic_range"] <= 1.01 * 3e-3
+
+
 def test_skipping_losses_weighted_zero_changes_nothing_but_the_log(toy: tuple[np.ndarray, np.ndarray],
                                                                     tmp_path: Path) -> None:
     """The trainer does not compute optional losses weighted 0; computing them anyway gives the same weights."""

@@ -114,6 +114,10 @@ class ScannerParams(nn.Module):
     ``forward(z2 (B, z2_dim))`` -> dict of ``(B,)`` tensors, keys :data:`STYLE_KEYS`.
     """
 
+    #: parameters in decibel units (the rest are logarithms or unitless); the trainer can give them a
+    #: larger learning rate (``train.lr_scanner_db_scale``)
+    DECIBEL_PARAMETERS = ("gain_db", "tgc_db_per_cm", "noise_db")
+
     def __init__(self, z2_dim: int, defaults: ScannerDefaults | None = None) -> None:
         super().__init__()
         d = defaults or ScannerDefaults()

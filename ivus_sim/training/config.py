@@ -67,6 +67,12 @@ class OptimConfig:
             ``model.transmission``, stage 1's per-tissue attenuation; ``null`` = ``lr``. Adam moves
             a parameter by at most about its learning rate per step, so adapting a scanner in a few
             hundred steps (fine-tuning on a new one) needs a larger rate than the networks'.
+        lr_scanner_db_scale: multiplier of ``lr_scanner`` for the scanner scalars kept in decibels
+            (gain, receiver noise floor, TGC slope; ``TwoStageAAE.decibel_parameters``). The other
+            scalars are logarithms, where one unit is a factor e; a decibel is a far smaller step,
+            so at ``lr_scanner: 2e-3`` these move at most ~1.6 dB in 800 steps and stay near their
+            20 MHz start (a 40 MHz scanner's noise floor 30 dB lower is out of reach). ``1`` = the
+            same rate as the others (what every model before this option was trained with).
         init: start from a trained model's generator (encoders, decoders, formation parameters)
             instead of a random init: ``default`` (the embedded model) or a model / run folder.
             Its architecture must equal the ``model`` section; the discriminators start fresh.
@@ -93,6 +99,7 @@ class OptimConfig:
     amp: bool = True
     threads: int | None = ranged(None, lo=1)
     lr_scanner: float | None = ranged(None, lo=0, lo_open=True)
+    lr_scanner_db_scale: float = ranged(1.0, lo=0, lo_open=True)
     init: str | None = None
     ema_decay: float = ranged(0.0, lo=0, hi=1, hi_open=True)
 

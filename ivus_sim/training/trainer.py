@@ -174,14 +174,19 @@ class Trainer:
         self.model_loss_defaults: dict[str, float] = dict(defaults()) if callable(defaults) else {}
         # the physical scalars (scanner style, tissue attenuation) learn at their own rate
         fast = {id(q) for q in self.model.physical_parameters()} if t.lr_scanner is not None else set()
+        decibel = {id(q) for q in self.model.decibel_parameters()} & fast if t.lr_scanner_db_scale != 1 else set()
         self.optimisers: dict[str, torch.optim.Optimizer] = {}
         for p in self.phases:
             base = t.lr_d if p.discriminator else t.lr
             slow = [q for q in p.params if id(q) not in fast]
             groups: list[dict[str, Any]] = [{"params": slow, "lr": base}] if slow else []
-            quick = [q for q in p.params if id(q) in fast]
+            quick = [q for q in p.params if id(q) in fast and id(q) not in decibel]
             if quick:
                 groups.append({"params": quick, "lr": t.lr_scanner})
+            in_db = [q for q in p.params if id(q) in decibel]
+            if in_db:
+                assert t.lr_scanner is not None
+                groups.append({"params": in_db, "lr": t.lr_scanner * t.lr_scanner_db_scale})
             self.optimisers[p.name] = torch.optim.Adam(groups, lr=base, betas=(t.beta1, t.beta2))
         self.module = distributed.PhaseModule(self.model, self.phases)
         #: the average of the generator's weights (``train.ema_decay``), what the run exports; None = off
