@@ -305,6 +305,59 @@ def test_decibel_scanner_parameters_can_learn_faster(toy: tuple[np.ndarray, np.n
     assert step["log_dynamic_range"] <= 1.01 * 3e-3
 
 
+def test_stage2_can_train_on_stage1_output(toy: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """train.stage2_mean: generated conditions every stage-2 phase on stage 1's output for a prior z1 (as at
+    generation), not on the stage-1 target; stage 1 gets no gradient from stage 2; the run completes and
+    its config records the choice. The default (target) is teacher forcing."""
+    from ivus_sim.training.phases import Stage2Mean
+
+    def spied(stage2_mean: Stage2Mean, name: str) -> tuple[list[torch.Tensor], list[torch.Tensor], Trainer]:
+        cfg = _cfg(stage2_mean=stage2_mean)
+        tr = Trainer(cfg, _dataset(toy, cfg), tmp_path / name, progress=False)
+        m = tr.model
+        seen: list[torch.Tensor] = []
+        priors: list[torch.Tensor] = []
+        made: list[torch.Tensor] = []
+        rec, prior, dec1 = m.stage2_reconstruction, m.sample_prior, m.decode1
+
+        def spy_rec(b, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(b["mean"])
+            return rec(b, *args, **kwargs)
+
+        def spy_prior(n, dim, generator=None):  # type: ignore[no-untyped-def]
+            z = prior(n, dim, generator)
+            priors.append(z)
+            return z
+
+        def spy_dec1(labels, z1):  # type: ignore[no-untyped-def]
+            out = dec1(labels, z1)
+            if any(z1 is z for z in priors):
+                made.append(out)
+            return out
+
+        m.stage2_reconstruction, m.sample_prior, m.decode1 = spy_rec, spy_prior, spy_dec1  # type: ignore[method-assign]
+        tr.phases = [p for p in tr.phases if p.name in ("g2", "patch_d", "latent_d2", "e2")]  # stage 1 fixed
+        return seen, made, tr
+
+    seen, made, tr = spied(Stage2Mean.GENERATED, "g")
+    batch = tr.batch(0, 0)
+    stage1_before = {n: q.detach().clone() for n, q in tr.model.stage1.named_parameters()}
+    tr.train_step(batch)
+    assert len(seen) == 1 and len(made) == 1
+    assert seen[0] is made[0] or torch.equal(seen[0], made[0])  # stage 1's output for a prior z1
+    assert not torch.allclose(seen[0], batch["mean"])
+    assert not seen[0].requires_grad
+    for n, q in tr.model.stage1.named_parameters():
+        assert torch.equal(q, stage1_before[n]), n
+    seen_t, made_t, tr_t = spied(Stage2Mean.TARGET, "t")
+    batch_t = tr_t.batch(0, 0)
+    tr_t.train_step(batch_t)
+    assert made_t == [] and torch.equal(seen_t[0], batch_t["mean"])
+    cfg = _cfg(stage2_mean=Stage2Mean.GENERATED)
+    assert Trainer(cfg, _dataset(toy, cfg), tmp_path / "run", progress=False).fit().finished
+    assert "stage2_mean: generated" in (tmp_path / "run" / "config.yaml").read_text()
+
+
 def test_skipping_losses_weighted_zero_changes_nothing_but_the_log(toy: tuple[np.ndarray, np.ndarray],
                                                                     tmp_path: Path) -> None:
     """The trainer does not compute optional losses weighted 0; computing them anyway gives the same weights."""

@@ -28,6 +28,7 @@ from typing import Any
 from ivus_sim.errors import IvusSimError
 from ivus_sim.schema import bounds, build, load_yaml, ranged
 from ivus_sim.training.data import Augmentation, Layout, TargetConfig
+from ivus_sim.training.phases import Stage2Mean
 from ivus_sim.two_stage import ModelConfig
 
 __all__ = ["OptimConfig", "DataConfig", "HoldoutConfig", "TrainConfig", "load_train_config",
@@ -73,6 +74,9 @@ class OptimConfig:
             so at ``lr_scanner: 2e-3`` these move at most ~1.6 dB in 800 steps and stay near their
             20 MHz start (a 40 MHz scanner's noise floor 30 dB lower is out of reach). ``1`` = the
             same rate as the others (what every model before this option was trained with).
+        stage2_mean: what stage 2 is conditioned on in training (:class:`Stage2Mean`): ``target``
+            (the stage-1 targets, teacher forcing; every model before this option) or
+            ``generated`` (stage 1's own output, as at generation).
         init: start from a trained model's generator (encoders, decoders, formation parameters)
             instead of a random init: ``default`` (the embedded model) or a model / run folder.
             Its architecture must equal the ``model`` section; the discriminators start fresh.
@@ -100,6 +104,7 @@ class OptimConfig:
     threads: int | None = ranged(None, lo=1)
     lr_scanner: float | None = ranged(None, lo=0, lo_open=True)
     lr_scanner_db_scale: float = ranged(1.0, lo=0, lo_open=True)
+    stage2_mean: Stage2Mean = Stage2Mean.TARGET
     init: str | None = None
     ema_decay: float = ranged(0.0, lo=0, hi=1, hi_open=True)
 
@@ -160,6 +165,7 @@ class TrainConfig:
         d = asdict(self)
         d["model"] = self.model.to_dict()
         d["data"]["layout"] = self.data.layout.value
+        d["train"]["stage2_mean"] = self.train.stage2_mean.value
         return d
 
     @classmethod

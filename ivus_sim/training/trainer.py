@@ -169,7 +169,7 @@ class Trainer:
             sd, self.init_model_id = initial_generator(t.init, config.model)  # same architecture: same keys
             self.model.load_state_dict(sd, strict=False)
         self.model.to(self.device)
-        self.phases = model_phases(self.model, self.stages)
+        self.phases = model_phases(self.model, self.stages, t.stage2_mean)
         defaults = getattr(self.model, "default_loss_weights", None)
         self.model_loss_defaults: dict[str, float] = dict(defaults()) if callable(defaults) else {}
         # the physical scalars (scanner style, tissue attenuation) learn at their own rate
