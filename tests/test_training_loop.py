@@ -356,6 +356,10 @@ def test_stage2_can_train_on_stage1_output(toy: tuple[np.ndarray, np.ndarray], t
     cfg = _cfg(stage2_mean=Stage2Mean.GENERATED)
     assert Trainer(cfg, _dataset(toy, cfg), tmp_path / "run", progress=False).fit().finished
     assert "stage2_mean: generated" in (tmp_path / "run" / "config.yaml").read_text()
+    # stage 2 alone on an untrained stage 1 would be conditioned on noise: refused with a clear error
+    with pytest.raises(IvusSimError, match="neither trains stage 1 nor starts from a trained model"):
+        Trainer(cfg, _dataset(toy, cfg), tmp_path / "s2", stages=(2,), progress=False)
+    Trainer(_cfg(), _dataset(toy, cfg), tmp_path / "s2t", stages=(2,), progress=False)  # teacher forcing: fine
 
 
 def test_skipping_losses_weighted_zero_changes_nothing_but_the_log(toy: tuple[np.ndarray, np.ndarray],

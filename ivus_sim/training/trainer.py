@@ -55,7 +55,7 @@ from ivus_sim.training.config import DEFAULT_LOSS_WEIGHT, TrainConfig
 from ivus_sim.training.data import augment, collate
 from ivus_sim.training.ema import WeightAverage
 from ivus_sim.training.logging import RunLog
-from ivus_sim.training.phases import loss_weight, model_phases
+from ivus_sim.training.phases import Stage2Mean, loss_weight, model_phases
 from ivus_sim.two_stage import TwoStageAAE
 
 __all__ = ["Trainer", "NonFiniteLossError", "TrainResult", "StepContext", "SCHEDULE_KEYS", "CONFIG_NAME"]
@@ -161,6 +161,10 @@ class Trainer:
         self.is_main = self.rank == 0
         self.code_version = code_version()  # of the code that trains (the checkout may move during a run)
         t = config.train
+        if t.stage2_mean is Stage2Mean.GENERATED and 1 not in self.stages and t.init is None:
+            raise IvusSimError("train.stage2_mean: generated conditions stage 2 on stage 1's output, but this run "
+                               "neither trains stage 1 nor starts from a trained model (train.init); train both "
+                               "stages, set train.init, or use train.stage2_mean: target")
         with torch.random.fork_rng(devices=[]):  # the seed decides the init; the global RNG is left alone
             torch.manual_seed(derive_seed(self.seed, "model-init"))
             self.model = TwoStageAAE(config.model)
