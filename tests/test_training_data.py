@@ -26,6 +26,7 @@ from ivus_sim.training.data import (
     mirrored_window,
     polar_sample,
 )
+from ivus_sim.training.phases import Stage2Mean
 from ivus_sim.training.synthetic import toy_pairs
 
 
@@ -201,6 +202,9 @@ def test_own_data_extends_cpu_default_without_calibration_losses(tmp_path: Path)
     assert all(own.train.loss_weights[k] == 0.0
                for k in ("cal_hist", "cal_profile", "cal_speckle", "s2_rec"))
     assert own.train.loss_weights["s2_texture"] > 0 and own.train.loss_weights["s2_hist"] > 0
+    # stage 2 on stage 1's output (as at generation): only the statistics losses, none pixel-aligned
+    assert own.train.stage2_mean is Stage2Mean.GENERATED and base.train.stage2_mean is Stage2Mean.TARGET
+    assert own.train.loss_weights["s2_stats"] == 0.0
     assert own.data.augment.crop_angles is None and own.evaluate.holdout_fraction > 0
     child = tmp_path / "mine.yaml"
     child.write_text("extends: own_data\ntrain:\n  max_steps: 7\n")
