@@ -29,10 +29,21 @@ import numpy as np
 
 SECTION = "## Hidden-scanner test over seeds"
 ARMS = ("trained", "default", "roundtrip", "floor")
+REQUIRED = ("trained", "default")  # the target's two figures; the other two are controls a run may skip (--arms)
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float]:
+    if not values:
+        return None, 0.0
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-scanner, per-seed C2ST of every arm and the summaries (see module docstring)."""
+    """Per-scanner, per-seed C2ST of every arm and the summaries (see module docstring).
+
+    ``trained`` and ``default`` must be in every run; a control arm (``roundtrip``, ``floor``) missing
+    from a run is ``None`` there, and its means are over the seeds that have it (``n_seeds``).
+    """
     scanners = [r["scanner"] for r in runs[0]["rows"]]
     for run in runs[1:]:
         if [r["scanner"] for r in run["rows"]] != scanners:
@@ -41,21 +52,37 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 if "default" in r["arms"]}
     if len(defaults) > 1:
         raise SystemExit(f"the runs measured different shipped defaults: {sorted(defaults)} (use --redo default)")
-    table: dict[str, dict[str, list[float]]] = {a: {s: [] for s in scanners} for a in ARMS}
+    table: dict[str, dict[str, list[float | None]]] = {a: {s: [] for s in scanners} for a in ARMS}
     for run in runs:
         for r in run["rows"]:
             for a in ARMS:
-                table[a][r["scanner"]].append(float(r["arms"][a]["c2st"]))
-    per_seed = {a: np.mean([table[a][s] for s in scanners], axis=0) for a in ARMS}  # (n_seeds,)
+                if a not in r["arms"] and a in REQUIRED:
+                    raise SystemExit(f"seed {run['seed']}, {r['scanner']}: no '{a}' arm "
+                                     "(run it with --arms trained default)")
+                table[a][r["scanner"]].append(float(r["arms"][a]["c2st"]) if a in r["arms"] else None)
+    per_seed: dict[str, list[float | None]] = {}
+    for a in ARMS:
+        cols = [[table[a][s][i] for s in scanners] for i in range(len(runs))]
+        per_seed[a] = [None if any(v is None for v in c) else float(np.mean(c)) for c in cols]  # type: ignore[arg-type]
+    stats = {a: _mean_sd([v for v in per_seed[a] if v is not None]) for a in ARMS}
     return {"seeds": [int(run["seed"]) for run in runs], "scanners": scanners, "table": table,
-            "per_seed_mean": {a: v.tolist() for a, v in per_seed.items()},
-            "mean": {a: float(v.mean()) for a, v in per_seed.items()},
-            "sd": {a: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for a, v in per_seed.items()},
+            "per_seed_mean": per_seed,
+            "mean": {a: stats[a][0] for a in ARMS}, "sd": {a: stats[a][1] for a in ARMS},
+            "n_seeds": {a: sum(v is not None for v in per_seed[a]) for a in ARMS},
             "default_model": sorted(defaults)[0] if defaults else None,
             "configs": sorted({str(run["config"]) for run in runs}),
             "commits": [str(run["commit"]) for run in runs], "dates": [str(run["date"]) for run in runs],
             # the code each model was trained with (a config's inherited defaults can change between commits)
             "train_commits": [[str((r.get("train") or {}).get("source_commit")) for r in run["rows"]] for run in runs]}
+
+
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _col_mean(values: list[float | None]) -> str:
+    have = [v for v in values if v is not None]
+    return _f(float(np.mean(have)) if have else None)
 
 
 def markdown(res: dict[str, Any], command: str, sources: list[str], notes: list[str] | None = None) -> str:
@@ -74,19 +101,25 @@ def markdown(res: dict[str, Any], command: str, sources: list[str], notes: list[
              "|---|" + "---|" * (len(seeds) + 4)]
     t = res["table"]
     for sc in res["scanners"]:
-        lines.append(f"| {sc} | " + " | ".join(f"{v:.3f}" for v in t["trained"][sc]) +
-                     f" | **{np.mean(t['trained'][sc]):.3f}** | {np.mean(t['default'][sc]):.3f} | "
-                     f"{np.mean(t['roundtrip'][sc]):.3f} | {np.mean(t['floor'][sc]):.3f} |")
+        lines.append(f"| {sc} | " + " | ".join(_f(v) for v in t["trained"][sc]) +
+                     f" | **{_col_mean(t['trained'][sc])}** | {_col_mean(t['default'][sc])} | "
+                     f"{_col_mean(t['roundtrip'][sc])} | {_col_mean(t['floor'][sc])} |")
     ps = res["per_seed_mean"]
     n_sc = len(res["scanners"])
-    lines.append(f"| **mean of the {n_sc} scanners** | " + " | ".join(f"{v:.3f}" for v in ps["trained"]) +
-                 f" | **{res['mean']['trained']:.3f} ± {res['sd']['trained']:.3f}** | "
-                 f"{res['mean']['default']:.3f} | {res['mean']['roundtrip']:.3f} | {res['mean']['floor']:.3f} |")
     m, d = res["mean"], res["sd"]
+    lines.append(f"| **mean of the {n_sc} scanners** | " + " | ".join(_f(v) for v in ps["trained"]) +
+                 f" | **{m['trained']:.3f} ± {d['trained']:.3f}** | "
+                 f"{_f(m['default'])} | {_f(m['roundtrip'])} | {_f(m['floor'])} |")
     below = all(tr < de for tr, de in zip(ps["trained"], ps["default"], strict=True))
     lines += ["", f"Target (issue 12): mean C2ST <= 0.70: {m['trained']:.3f} ± {d['trained']:.3f} (sd over seeds) -> "
                   f"{'met' if m['trained'] <= 0.70 else '**not met**'}; below the shipped default's in every seed: "
                   f"{'yes' if below else 'no'} ({m['default']:.3f}).", ""]
+    partial = [a for a in ("roundtrip", "floor") if res["n_seeds"][a] < len(seeds)]
+    if partial:
+        have = {a: [s for s, v in zip(seeds, ps[a], strict=True) if v is not None] for a in partial}
+        lines += ["Control arms measured in some seeds only (means over those): "
+                  + "; ".join(f"{'round trip' if a == 'roundtrip' else 'other speckle'}: seeds {have[a]}"
+                              for a in partial) + ".", ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     return "\n".join(lines)
 
