@@ -7,29 +7,17 @@ arms must be in every run; two shipped defaults are refused.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def hs() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling _results
-    try:
-        spec = importlib.util.spec_from_file_location("hidden_scanner_seeds", BENCH / "hidden_scanner_seeds.py")
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+def hs(benchmark_module: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_module("hidden_scanner_seeds")
 
 
 def _run(seed: int, trained: list[float], default: list[float], controls: bool = True,

@@ -7,7 +7,7 @@ speckle has less contrast than the real one shows a negative paired std differen
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -17,16 +17,10 @@ from PIL import Image
 
 from ivus_sim.tissues import Tissue
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def pdx() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("patch_diagnostics", BENCH / "patch_diagnostics.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def pdx(benchmark_module: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_module("patch_diagnostics")
 
 
 def test_features_match_their_definitions(pdx: ModuleType) -> None:

@@ -7,29 +7,16 @@ monotonic grey-level map clipping nothing (gain, dynamic range, gamma): checked 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def sb() -> ModuleType:
-    sys.path.insert(0, str(BENCH))  # the benchmark imports its sibling _results
-    try:
-        spec = importlib.util.spec_from_file_location("segmentation_benchmark", BENCH / "segmentation_benchmark.py")
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod  # its dataclasses look their module up
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(BENCH))
-    return mod
+def sb(benchmark_module: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_module("segmentation_benchmark")
 
 
 def _frames(n: int = 3, levels: int = 128) -> torch.Tensor:
