@@ -72,7 +72,7 @@ from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar, polar_to_cart
 from ivus_sim.stage1.model import Stage1Decoder
 from ivus_sim.stage2.decoder import PhysicsStage2Decoder
-from ivus_sim.stage2.formation import FORMATION_NOISE_CHANNELS
+from ivus_sim.stage2.formation import formation_noise_channels
 from ivus_sim.stage2.losses import speckle_statistics_loss
 from ivus_sim.stage2.model import Stage2Decoder
 from ivus_sim.tissues import validate_labels
@@ -132,6 +132,11 @@ class ModelConfig:
             per-tissue attenuation (:class:`~ivus_sim.stage1.transmission.LearnedTransmission`),
             so thin reflectors (guidewire, stent struts) cast full shadows; ``False`` is what
             models trained before this setting existed use.
+        formation_oversample: ``physics``: stage 2 forms its speckle on a depth grid this many times
+            finer than ``n_samples`` and averages the envelope back (as a scanner decimates before
+            display), so a pulse shorter than a model sample gives fine grain *and* the reduced
+            contrast of averaged speckle (:mod:`ivus_sim.stage2.formation`); 1 is what models
+            trained before this setting existed use. Costs 4 more noise channels per extra sample.
     """
 
     n_angles: int = 256
@@ -156,8 +161,11 @@ class ModelConfig:
     mean_lock: int = 0
     scan_conversion: Interp = Interp.BILINEAR
     transmission: bool = False
+    formation_oversample: int = 1
 
     def __post_init__(self) -> None:
+        if self.formation_oversample not in (1, 2, 4):
+            raise IvusSimError(f"model.formation_oversample must be 1, 2 or 4, got {self.formation_oversample}")
         if self.scan_conversion not in (Interp.BILINEAR, Interp.BICUBIC):
             raise IvusSimError(f"model.scan_conversion must be bilinear or bicubic, got {self.scan_conversion.value}")
         div = max(self.stage1_downsample * 2 ** (len(self.stage1_channels) - 1), 2 ** len(self.encoder_channels))
@@ -215,7 +223,7 @@ class TwoStageAAE(nn.Module):
         if cfg.stage2_kind is Stage2Kind.PHYSICS:
             self.stage2 = PhysicsStage2Decoder(cfg.z2_dim, cfg.n_angles, cfg.fov_mm / 2, cfg.n_noise,
                                                cfg.refine_channels, cfg.param_hidden,
-                                               mean_lock=cfg.mean_lock)
+                                               mean_lock=cfg.mean_lock, oversample=cfg.formation_oversample)
         else:
             self.stage2 = Stage2Decoder(SEG2_CHANNELS, cfg.z2_dim, cfg.stage2_channels, cfg.stage2_blocks,
                                         cfg.n_noise, cfg.spade_hidden)
@@ -292,9 +300,9 @@ class TwoStageAAE(nn.Module):
 
     @property
     def noise_channels(self) -> int:
-        """Channels of :meth:`noise` (``physics``: 6 formation channels + ``n_noise``)."""
+        """Channels of :meth:`noise` (``physics``: the formation's channels + ``n_noise``)."""
         if self.config.stage2_kind is Stage2Kind.PHYSICS:
-            return FORMATION_NOISE_CHANNELS + self.config.n_noise
+            return formation_noise_channels(self.config.formation_oversample) + self.config.n_noise
         return self.config.n_noise
 
     def noise(self, batch: int, generator: torch.Generator | None = None,
@@ -302,8 +310,10 @@ class TwoStageAAE(nn.Module):
         """Standard-normal noise ``(B, noise_channels, A, S)`` on the model's device: stage 2's randomness.
 
         ``physics``: channels 0-1 the complex scatterer field (re, im), 2 the per-cell scatterer
-        heterogeneity, 3 the texture field's white seed, 4-5 the complex receiver noise, then
-        ``n_noise`` channels for the refinement. ``shape`` overrides ``(A, S)`` (training on angular
+        heterogeneity, 3 the texture field's white seed, 4-5 the complex receiver noise, with
+        ``formation_oversample`` the fine samples' channels
+        (:func:`~ivus_sim.stage2.formation.formation_noise_channels`), then ``n_noise`` channels for
+        the refinement. ``shape`` overrides ``(A, S)`` (training on angular
         windows); default :attr:`polar_shape`. Image ``i`` draws its channels in order from ``generator``.
         """
         a, s = shape or self.polar_shape

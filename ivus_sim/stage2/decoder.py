@@ -24,11 +24,11 @@ from torch import nn
 
 from ivus_sim.aae.condition import CONDITION_CHANNELS, label_condition
 from ivus_sim.stage2.formation import (
-    FORMATION_NOISE_CHANNELS,
     ScannerDefaults,
     ScannerParams,
     ScatterParamNet,
     form_image,
+    formation_noise_channels,
 )
 from ivus_sim.stage2.refine import RefineNet
 from ivus_sim.tissues import Tissue
@@ -56,18 +56,22 @@ class PhysicsStage2Decoder(nn.Module):
             mean (0 = off): formed image + refinement residual are shifted, in a few fixed-point
             steps, until the ``k x k`` local mean of the *displayed* (clamped) image equals the input
             mean's (texture, not brightness: shadows stay as dark as stage 1 draws them).
+        oversample: the formation's depth oversampling (:func:`~ivus_sim.stage2.formation.form_image`;
+            1 = the model grid).
 
-    ``forward(mean (B,1,A,S), labels (B,A,S), z (B,z_dim), noise (B, 6 + n_noise, A, S))`` -> dict
+    ``forward(mean (B,1,A,S), labels (B,A,S), z (B,z_dim), noise (B, noise_channels, A, S))`` -> dict
     ``image (B,1,A,S)`` in [0, 1], ``formed (B,1,A,S)`` (before the residual, unclipped) and ``style``.
     """
 
     def __init__(self, z_dim: int, n_angles: int, radius_mm: float, n_noise: int = 1,
                  refine_channels: Sequence[int] = (12, 24, 32, 48), param_hidden: int = 12,
-                 defaults: ScannerDefaults | None = None, mean_lock: int = 0) -> None:
+                 defaults: ScannerDefaults | None = None, mean_lock: int = 0, oversample: int = 1) -> None:
         super().__init__()
         if mean_lock < 0:
             raise ValueError(f"mean_lock must be >= 0, got {mean_lock}")
         self.mean_lock = int(mean_lock)
+        self.oversample = int(oversample)
+        self.formation_channels = formation_noise_channels(self.oversample)
         self.n_angles = n_angles
         self.radius_mm = radius_mm
         self.n_noise = n_noise
@@ -82,7 +86,8 @@ class PhysicsStage2Decoder(nn.Module):
 
     @property
     def noise_channels(self) -> int:
-        return FORMATION_NOISE_CHANNELS + self.n_noise
+        """The formation's channels (:func:`~ivus_sim.stage2.formation.formation_noise_channels`) + ``n_noise``."""
+        return self.formation_channels + self.n_noise
 
     def forward(self, mean: torch.Tensor, labels: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
                 cond: torch.Tensor | None = None) -> dict[str, object]:
@@ -94,12 +99,12 @@ class PhysicsStage2Decoder(nn.Module):
         style = self.scanner(z)
         d_db, sigma_n, sigma_t = self.params(cond_half, z, size=(a, s))
         formed = form_image(mean[:, 0], noise, style, self.radius_mm, 2 * math.pi / self.n_angles,
-                            d_db=d_db, sigma_n=sigma_n, sigma_t=sigma_t)
+                            d_db=d_db, sigma_n=sigma_n, sigma_t=sigma_t, oversample=self.oversample)
         assert isinstance(formed, torch.Tensor)
         formed = formed[:, None]
         x = [formed.clamp(-0.5, 1.5).to(mean.dtype), mean]
         if self.n_noise:
-            x.append(noise[:, FORMATION_NOISE_CHANNELS:].to(mean.dtype))
+            x.append(noise[:, self.formation_channels:].to(mean.dtype))
         z_tex = z[:, self.n_style:] if z.shape[1] > self.n_style else None
         res = self.refine(torch.cat(x, 1), cond_half, z_tex).float()
         out = formed + res

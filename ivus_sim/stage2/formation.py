@@ -24,6 +24,16 @@ learnable scanner parameters:
    applied by FFT along depth (:func:`~ivus_sim.physics.psf.depth_filter`).
 4. **envelope, TGC, log compression** with learned TGC slope, gain and dynamic range.
 
+**Oversampled formation** (``oversample = r > 1``): the speckle is formed on a depth grid ``r``
+times finer than the model's (the scattering parameters stay on the model grid, repeated over the
+``r`` fine samples of each cell), and the envelope (after TGC) is averaged over the ``r`` fine
+samples of each model sample before the log compression: the engine's box decimation
+(:func:`ivus_sim.physics.scan.decimate_depth`). On the model grid alone a pulse shorter than a
+sample gives white speckle of full Rayleigh contrast, so the losses had to trade grain for contrast
+(a 40 MHz scanner was learned as a ~25-28 MHz pulse); averaged fine speckle has both the fine grain
+and the reduced contrast of a decimated scanner image. ``r = 1`` is the model grid (models trained
+before this setting existed).
+
 The model grid (e.g. 128 depth samples over 5 mm) is too coarse for the 20 MHz carrier, so the
 signal is formed at **complex baseband** (IQ): the analytic RF signal of the engine is the IQ
 signal times the carrier, with the same modulus, so the envelope statistics are those of the
@@ -53,10 +63,12 @@ from ivus_sim.physics.psf import (
     pulse_sigma_mm,
     unit_energy,
 )
+from ivus_sim.physics.scan import decimate_depth
 from ivus_sim.physics.tgc import tgc_gain_db
 
 __all__ = [
     "FORMATION_NOISE_CHANNELS",
+    "formation_noise_channels",
     "STYLE_KEYS",
     "ScannerDefaults",
     "ScannerParams",
@@ -66,6 +78,31 @@ __all__ = [
 
 #: noise channels the formation consumes: scatterer re/im, cell heterogeneity, texture, receiver noise re/im
 FORMATION_NOISE_CHANNELS = 6
+#: extra channels per extra fine depth sample when oversampling: scatterer re/im, receiver noise re/im
+_FINE_CHANNELS = 4
+
+
+def formation_noise_channels(oversample: int = 1) -> int:
+    """Noise channels :func:`form_image` consumes at depth oversampling ``oversample``.
+
+    Channels 0-5 as :data:`FORMATION_NOISE_CHANNELS`; with ``oversample = r > 1``, ``4 (r - 1)``
+    more: for fine sample ``k = 1 .. r-1`` of each model sample, channels ``6 + 4 (k-1) + (0, 1)``
+    are its scatterer re/im and ``+ (2, 3)`` its receiver noise re/im (fine sample 0 uses channels
+    0-1 and 4-5). The noise stays on the model grid ``(B, C, A, S)``.
+    """
+    if oversample < 1:
+        raise ValueError(f"oversample must be >= 1, got {oversample}")
+    return FORMATION_NOISE_CHANNELS + _FINE_CHANNELS * (oversample - 1)
+
+
+def _fine(noise: torch.Tensor, first: tuple[int, int], extra: int, r: int) -> torch.Tensor:
+    """Interleave ``noise[:, first]`` and the extra fine channels along depth: ``(B, 2, A, S r)``."""
+    parts = [noise[:, list(first)]]
+    for k in range(1, r):
+        c = FORMATION_NOISE_CHANNELS + _FINE_CHANNELS * (k - 1) + extra
+        parts.append(noise[:, c:c + 2])
+    x = torch.stack(parts, -1)  # (B, 2, A, S, r)
+    return x.reshape(*x.shape[:-2], -1)
 #: scanner-style quantities reported in ``render_polar(...)["style"]`` (all ``(B,)``)
 STYLE_KEYS = ("gain_db", "dynamic_range_db", "centre_frequency_mhz", "fractional_bandwidth", "aperture_mm",
               "focus_mm", "tgc_db_per_cm", "noise_db", "axial_sigma_mm", "beam_sigma_focus_mm")
@@ -226,13 +263,14 @@ def _texture_field(white: torch.Tensor, sigma_angle: float = 1.5, sigma_depth: f
 
 def form_image(mean: torch.Tensor, noise: torch.Tensor, style: dict[str, torch.Tensor], radius_mm: float,
                angle_step_rad: float, d_db: torch.Tensor | None = None, sigma_n: torch.Tensor | None = None,
-               sigma_t: torch.Tensor | None = None, return_envelope: bool = False
+               sigma_t: torch.Tensor | None = None, return_envelope: bool = False, oversample: int = 1
                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Form a speckled display image from a mean display map (the speckle layer).
 
     Args:
         mean: ``(B, A, S)`` mean display values in [0, 1] (the stage-1 output).
-        noise: ``(B, >= FORMATION_NOISE_CHANNELS, A, S)`` standard normal channels (the model's noise).
+        noise: ``(B, >= formation_noise_channels(oversample), A, S)`` standard normal channels (the
+            model's noise; layout in :func:`formation_noise_channels`).
         style: scanner settings (``(B,)`` tensors, :class:`ScannerParams` output).
         radius_mm: radius of the polar grid [mm] (sample ``j`` at ``(j + 1/2) radius / S``).
         angle_step_rad: angle between A-lines of the full frame [rad] (``2 pi / n_angles``; a
@@ -240,12 +278,18 @@ def form_image(mean: torch.Tensor, noise: torch.Tensor, style: dict[str, torch.T
         d_db: ``(B, A, S)`` per-pixel power correction [dB] (None: 0).
         sigma_n: ``(B, A, S)`` log-std of independent per-cell scatterer power (None: 0, Rayleigh).
         sigma_t: ``(B, A, S)`` log-std of the smooth texture field (None: 0).
-        return_envelope: also return the envelope (before TGC and compression).
+        return_envelope: also return the envelope (before TGC and compression; with ``oversample``
+            averaged over each sample's fine samples, as the display is).
+        oversample: form the speckle on a depth grid this many times finer and average the envelope
+            back to the model grid (module docstring); 1 = the model grid.
 
     Returns:
         display ``(B, A, S)`` float32, *not* clipped to [0, 1] (the caller adds its residual and
         clips), and with ``return_envelope`` the envelope ``(B, A, S)``.
     """
+    r = int(oversample)
+    if noise.shape[1] < formation_noise_channels(r):
+        raise ValueError(f"noise has {noise.shape[1]} channels; oversample={r} needs {formation_noise_channels(r)}")
     with torch.autocast(device_type=mean.device.type, enabled=False):
         mean = mean.float()
         noise = noise.float()
@@ -270,23 +314,35 @@ def form_image(mean: torch.Tensor, noise: torch.Tensor, style: dict[str, torch.T
             log_mod = log_mod + sigma_t * _texture_field(noise[:, 3]) - 0.5 * sigma_t**2
         # per quadrature; the floor keeps the sqrt gradient finite where the power underflows to 0
         amp = (p_scat * torch.exp(log_mod) / 2).clamp_min(1e-20).sqrt()
-        x = noise[:, 0:2] * amp[:, None]  # (B, 2, A, S): re, im
+        if r > 1:  # the fine grid: parameters repeated over each cell's r samples, fresh noise per sample
+            amp = amp.repeat_interleave(r, -1)
+            dz_f = dz / r
+            depth_f = (torch.arange(s * r, device=dev, dtype=torch.float32) + 0.5) * dz_f
+            tgc_f = tgc_gain_db(depth_f, col["tgc_db_per_cm"], _TGC_START_MM)
+            scat, rx = _fine(noise, (0, 1), 0, r), _fine(noise, (4, 5), 2, r)
+        else:
+            dz_f, depth_f, tgc_f = dz, depth, tgc_db
+            scat, rx = noise[:, 0:2], noise[:, 4:6]
+        x = scat * amp[:, None]  # (B, 2, A, S r): re, im
         # 2. lateral beam (angular std of the two-way beam, in the window's own circle units)
         lam = _SPEED_OF_SOUND * 1e-3 / col["centre_frequency_mhz"]
-        sig_x = gaussian_beam_sigma_mm(depth, lam, col["aperture_mm"], col["focus_mm"])  # (B, S)
-        sig_lines = sig_x / depth / angle_step_rad  # [A-lines]
-        transfer = circular_gaussian_transfer(sig_lines * (2 * math.pi / a), a)  # (B, A//2+1, S)
+        sig_x = gaussian_beam_sigma_mm(depth_f, lam, col["aperture_mm"], col["focus_mm"])  # (B, S r)
+        sig_lines = sig_x / depth_f / angle_step_rad  # [A-lines]
+        transfer = circular_gaussian_transfer(sig_lines * (2 * math.pi / a), a)  # (B, A//2+1, S r)
         x = lateral_filter(x, transfer[:, None])
-        x = x + noise[:, 4:6] * (noise_p / 2).sqrt()[:, None]
+        x = x + rx * (noise_p / 2).sqrt()[:, None]
         # 3. axial pulse (baseband Gaussian of the pulse envelope), unit energy
-        n_fft = s + _DEPTH_GUARD
-        sig_s = pulse_sigma_mm(col["centre_frequency_mhz"], col["fractional_bandwidth"], _SPEED_OF_SOUND) / dz
+        n_fft = (s + _DEPTH_GUARD) * r
+        sig_s = pulse_sigma_mm(col["centre_frequency_mhz"], col["fractional_bandwidth"], _SPEED_OF_SOUND) / dz_f
         f = torch.fft.fftfreq(n_fft, device=dev)  # cycles per sample
         h = unit_energy(gaussian_transfer(f, 0.0, 1 / (2 * math.pi * sig_s)).to(torch.complex64), n_fft)  # (B, n)
         iq = depth_filter(torch.complex(x[:, 0], x[:, 1]), h[:, None, :], n_fft)
-        # 4. envelope, TGC, log compression
+        # 4. envelope, TGC, (decimation back to the model grid), log compression
         env = envelope(iq, eps=1e-20)
-        disp = log_compress(env * 10 ** (tgc_db[:, None, :] / 20), gain, dr, clip=False)
+        env_tgc = env * 10 ** (tgc_f[:, None, :] / 20)
+        if r > 1:
+            env_tgc, env = decimate_depth(env_tgc, r), decimate_depth(env, r)
+        disp = log_compress(env_tgc, gain, dr, clip=False)
     if return_envelope:
         return disp, env
     return disp
