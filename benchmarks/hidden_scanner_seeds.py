@@ -13,6 +13,12 @@ Usage::
     python benchmarks/hidden_scanner.py --seed 1 --eval-seed 1 --work runs/hs1 --json-out hs1.json  # etc.
     python benchmarks/hidden_scanner_seeds.py benchmarks/results/hidden_scanner/results.json hs1.json hs2.json \
         [--write-results]
+
+A candidate config's runs can skip the shipped default's arm (``--arms trained``) when earlier runs
+of the same seeds measured it: ``--default-from OLD1.json OLD2.json ...`` takes it from the earlier
+run of the same seed, after checking that the scanner, the frames (phantoms, images, their mean grey
+levels), the seeds and the evaluation arguments are the same (the default's figure does not depend
+on the config being trained).
 """
 
 from __future__ import annotations
@@ -36,6 +42,42 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float]:
     if not values:
         return None, 0.0
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+_SAME_FRAMES = ("phantoms", "images", "mean_grey_train", "mean_grey_test")
+
+
+def take_default(runs: list[dict[str, Any]], donors: list[dict[str, Any]]) -> list[int]:
+    """Fill the missing ``default`` arm of each row from the donor run of the same seed (in place).
+
+    The donor's row must hold the same scanner and frames (``data`` keys :data:`_SAME_FRAMES`) and
+    the same request apart from the training config; else ``SystemExit``. Returns the seeds filled.
+    """
+    by_seed = {int(d["seed"]): d for d in donors}
+    filled: list[int] = []
+    for run in runs:
+        seed = int(run["seed"])
+        for r in run["rows"]:
+            if "default" in r["arms"]:
+                continue
+            donor = by_seed.get(seed)
+            if donor is None:
+                raise SystemExit(f"seed {seed}, {r['scanner']}: no 'default' arm and no --default-from run of seed {seed}")
+            match = [d for d in donor["rows"] if d["scanner"] == r["scanner"]]
+            if not match or "default" not in match[0]["arms"]:
+                raise SystemExit(f"seed {seed}, {r['scanner']}: the --default-from run has no default arm for it")
+            d = match[0]
+            req_a = {k: v for k, v in (r.get("request") or {}).items() if k != "config"}
+            req_b = {k: v for k, v in (d.get("request") or {}).items() if k != "config"}
+            frames_a = {k: (r.get("data") or {}).get(k) for k in _SAME_FRAMES}
+            frames_b = {k: (d.get("data") or {}).get(k) for k in _SAME_FRAMES}
+            if req_a != req_b or frames_a != frames_b or None in frames_a.values():
+                raise SystemExit(f"seed {seed}, {r['scanner']}: the --default-from run tested other frames or "
+                                 "settings; measure the default arm instead (--arms trained default)")
+            r["arms"]["default"] = {**d["arms"]["default"], "taken_from": f"run of {donor.get('date')}"}
+            if seed not in filled:
+                filled.append(seed)
+    return filled
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,10 +172,17 @@ def main() -> None:
     ap.add_argument("--json-out", type=Path, help="write the combined figures here")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in benchmarks/RESULTS.md")
     ap.add_argument("--note", action="append", default=[], help="a line under the table (repeatable)")
+    ap.add_argument("--default-from", nargs="+", type=Path, default=[],
+                    help="earlier runs of the same seeds that measured the shipped default on the same frames")
     a = ap.parse_args()
     runs = [json.loads(p.read_text()) for p in a.results]
     if len({int(r["seed"]) for r in runs}) != len(runs):
         raise SystemExit("two runs have the same seed")
+    filled = take_default(runs, [json.loads(p.read_text()) for p in a.default_from])
+    if filled:
+        a.note.insert(0, f"Shipped default's arm of seeds {filled} taken from the earlier runs of the same seeds on "
+                         f"the same frames ({', '.join(f'`{p}`' for p in a.default_from)}), checked by "
+                         "`--default-from`.")
     res = combine(runs)
     text = markdown(res, shlex.join(["python", "benchmarks/hidden_scanner_seeds.py", *sys.argv[1:]]),
                     [str(p) for p in a.results], a.note)

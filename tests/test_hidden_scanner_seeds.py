@@ -57,3 +57,29 @@ def test_required_arms_and_one_default(hs: ModuleType) -> None:
         hs.combine([bad])
     with pytest.raises(SystemExit, match="different shipped defaults"):
         hs.combine([_run(0, [0.7], [0.9]), _run(1, [0.7], [0.9], model="m2")])
+
+
+def test_default_arm_taken_from_an_earlier_run_of_the_same_frames(hs: ModuleType) -> None:
+    def with_data(run: dict[str, Any], config: str, grey: float = 50.0) -> dict[str, Any]:
+        for r in run["rows"]:
+            r["request"] = {"scanner": r["scanner"], "seed": run["seed"], "config": config, "eval": ["--seed", "0"]}
+            r["data"] = {"phantoms": "p", "images": "i", "mean_grey_train": grey, "mean_grey_test": grey + 1}
+        return run
+
+    old = with_data(_run(0, [0.7, 0.7], [0.91, 0.93]), "old.yaml")
+    new = with_data(_run(0, [0.6, 0.65], [0.0, 0.0], controls=False), "new.yaml")
+    for r in new["rows"]:
+        del r["arms"]["default"]
+    assert hs.take_default([new], [old]) == [0]
+    res = hs.combine([new])
+    assert res["table"]["default"]["h1"] == [0.91] and res["table"]["default"]["h2"] == [0.93]
+    assert res["mean"]["trained"] == pytest.approx(0.625)
+    # other frames (or another seed) are refused
+    new2 = with_data(_run(0, [0.6, 0.65], [0.0, 0.0]), "new.yaml", grey=60.0)
+    del new2["rows"][0]["arms"]["default"]
+    with pytest.raises(SystemExit, match="other frames"):
+        hs.take_default([new2], [old])
+    new3 = with_data(_run(1, [0.6, 0.65], [0.0, 0.0]), "new.yaml")
+    del new3["rows"][1]["arms"]["default"]
+    with pytest.raises(SystemExit, match="no --default-from run of seed 1"):
+        hs.take_default([new3], [old])
