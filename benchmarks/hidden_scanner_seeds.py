@@ -62,7 +62,8 @@ def take_default(runs: list[dict[str, Any]], donors: list[dict[str, Any]]) -> li
                 continue
             donor = by_seed.get(seed)
             if donor is None:
-                raise SystemExit(f"seed {seed}, {r['scanner']}: no 'default' arm and no --default-from run of seed {seed}")
+                raise SystemExit(f"seed {seed}, {r['scanner']}: no 'default' arm and no --default-from run "
+                                 f"of seed {seed}")
             match = [d for d in donor["rows"] if d["scanner"] == r["scanner"]]
             if not match or "default" not in match[0]["arms"]:
                 raise SystemExit(f"seed {seed}, {r['scanner']}: the --default-from run has no default arm for it")
