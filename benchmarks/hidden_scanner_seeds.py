@@ -161,7 +161,8 @@ def markdown(res: dict[str, Any], command: str, sources: list[str], notes: list[
     if partial:
         have = {a: [s for s, v in zip(seeds, ps[a], strict=True) if v is not None] for a in partial}
         lines += ["Control arms measured in some seeds only (means over those): "
-                  + "; ".join(f"{'round trip' if a == 'roundtrip' else 'other speckle'}: seeds {have[a]}"
+                  + "; ".join(f"{'round trip' if a == 'roundtrip' else 'other speckle'}: "
+                              + (f"seeds {have[a]}" if have[a] else "not measured in these runs")
                               for a in partial) + ".", ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     return "\n".join(lines)

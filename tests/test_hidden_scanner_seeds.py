@@ -83,3 +83,10 @@ def test_default_arm_taken_from_an_earlier_run_of_the_same_frames(hs: ModuleType
     del new3["rows"][1]["arms"]["default"]
     with pytest.raises(SystemExit, match="no --default-from run of seed 1"):
         hs.take_default([new3], [old])
+
+
+def test_control_arms_missing_from_every_run_are_said_so(hs: ModuleType) -> None:
+    res = hs.combine([_run(0, [0.7], [0.9], controls=False), _run(1, [0.6], [0.9], controls=False)])
+    assert res["mean"]["roundtrip"] is None and res["n_seeds"]["floor"] == 0
+    text = hs.markdown(res, "cmd", ["a.json"])
+    assert "round trip: not measured in these runs" in text and "seeds []" not in text
