@@ -72,7 +72,6 @@ from ivus_sim.errors import IvusSimError
 from ivus_sim.geometry import DEFAULT_FOV_MM, Interp, cart_to_polar, polar_to_cart
 from ivus_sim.stage1.model import Stage1Decoder
 from ivus_sim.stage2.decoder import PhysicsStage2Decoder
-from ivus_sim.stage2.formation import formation_noise_channels
 from ivus_sim.stage2.losses import speckle_statistics_loss
 from ivus_sim.stage2.model import Stage2Decoder
 from ivus_sim.tissues import validate_labels
@@ -301,8 +300,8 @@ class TwoStageAAE(nn.Module):
     @property
     def noise_channels(self) -> int:
         """Channels of :meth:`noise` (``physics``: the formation's channels + ``n_noise``)."""
-        if self.config.stage2_kind is Stage2Kind.PHYSICS:
-            return formation_noise_channels(self.config.formation_oversample) + self.config.n_noise
+        if isinstance(self.stage2, PhysicsStage2Decoder):
+            return self.stage2.noise_channels
         return self.config.n_noise
 
     def noise(self, batch: int, generator: torch.Generator | None = None,

@@ -103,6 +103,8 @@ def _fine(noise: torch.Tensor, first: tuple[int, int], extra: int, r: int) -> to
         parts.append(noise[:, c:c + 2])
     x = torch.stack(parts, -1)  # (B, 2, A, S, r)
     return x.reshape(*x.shape[:-2], -1)
+
+
 #: scanner-style quantities reported in ``render_polar(...)["style"]`` (all ``(B,)``)
 STYLE_KEYS = ("gain_db", "dynamic_range_db", "centre_frequency_mhz", "fractional_bandwidth", "aperture_mm",
               "focus_mm", "tgc_db_per_cm", "noise_db", "axial_sigma_mm", "beam_sigma_focus_mm")
