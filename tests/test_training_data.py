@@ -194,8 +194,11 @@ def test_own_data_extends_cpu_default_without_calibration_losses(tmp_path: Path)
     # the architecture of cpu_default, except what few frames of an unknown scanner need
     assert dataclasses.replace(own.model, scan_conversion=base.model.scan_conversion,
                                transmission=base.model.transmission,
-                               stage1_downsample=base.model.stage1_downsample) == base.model
+                               stage1_downsample=base.model.stage1_downsample,
+                               formation_oversample=base.model.formation_oversample) == base.model
     assert own.name == "own_data"
+    # speckle formed on a finer depth grid than the model's (fine and averaged, as a scanner's)
+    assert own.model.formation_oversample == 2 and base.model.formation_oversample == 1
     assert own.model.scan_conversion is Interp.BICUBIC
     assert own.model.transmission and own.model.stage1_downsample == 1
     assert own.data.target.sigma_angle < base.data.target.sigma_angle
