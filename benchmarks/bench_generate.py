@@ -28,6 +28,7 @@ Usage::
     python benchmarks/bench_generate.py                          # print JSON + a Markdown section
     python benchmarks/bench_generate.py --write-results          # also replace the section in RESULTS.md
     python benchmarks/bench_generate.py --startup-only --write-results   # only the fast-start ratio
+    python benchmarks/bench_generate.py --side-by-side a=RUN_A b=RUN_B   # only: trained runs vs physics, interleaved
     taskset -c 0,1 python benchmarks/bench_generate.py           # pin two cores on a bigger machine
 
 The machine is described in the output (CPU model, cores visible, load average at start, torch
@@ -244,37 +245,76 @@ def startup_markdown(res: dict[str, Any]) -> str:
     ]) + "\n"
 
 
-def versus_physics(model: str | None, size: int, n_images: int, repeats: int, batch: int = 8) -> dict[str, Any]:
-    """CPU ms per image, learned vs physics engine, one thread, interleaved on one phantom (median)."""
+def side_by_side(models: dict[str, str | None], size: int, n_images: int, repeats: int,
+                 batch: int = 8) -> dict[str, Any]:
+    """CPU ms per image of several learned models and the physics engine, interleaved (median).
+
+    ``models`` maps a name to a run folder (``None``: the embedded default). One torch thread,
+    batch ``batch``, one phantom at ``size``; every engine runs ``n_images`` images per timing,
+    ``2 * repeats`` timings each, and the order of the engines rotates from one repeat to the next,
+    so a change in the machine's load falls on all of them alike.
+    """
     from ivus_sim.phantom.reader import read_phantom
     from ivus_sim.physics import PhysicsSimulator
 
     torch.set_num_threads(1)
-    learned = _simulator(model, "cpu")
-    physics = PhysicsSimulator()
     ph = read_phantom(EXAMPLE, size=size)
     labels = np.repeat(ph.labels[:1], batch, 0)
+    runners: dict[str, Any] = {}
+    ids: dict[str, str] = {}
+    for name, run in models.items():
+        sim = _simulator(run, "cpu")
+        ids[name] = sim.model_id
 
-    def run_learned(r: int) -> None:
-        for done in range(0, n_images, batch):
-            learned.generate(ph, n=batch, seed=r, first_index=done, batch_size=batch)
+        def run_learned(r: int, sim: Any = sim) -> None:
+            for done in range(0, n_images, batch):
+                sim.generate(ph, n=batch, seed=r, first_index=done, batch_size=batch)
+        runners[name] = run_learned
+    physics = PhysicsSimulator()
 
     def run_physics(r: int) -> None:
         for done in range(0, n_images, batch):
             physics.simulate(labels, seed=r, first_index=done, fov_mm=ph.geometry.fov_mm)
+    runners["physics"] = run_physics
 
-    run_learned(0)  # warm-up
-    run_physics(0)
-    cpu: dict[str, list[float]] = {"learned": [], "physics": []}
+    for fn in runners.values():  # warm-up
+        fn(0)
+    names = list(runners)
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     for r in range(2 * repeats):
-        order = (("learned", run_learned), ("physics", run_physics))
-        for name, fn in order if r % 2 == 0 else order[::-1]:
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
             c0 = _cpu_seconds()
-            fn(r)
+            runners[name](r)
             cpu[name].append(1000 * (_cpu_seconds() - c0) / n_images)
     med = {k: round(statistics.median(v), 2) for k, v in cpu.items()}
     return {"size": size, "batch": batch, "images": n_images, "repeats": 2 * repeats, "threads": 1,
+            "models": {k: (str(v) if v else None) for k, v in models.items()}, "model_ids": ids,
+            "cpu_ms_per_image": med}
+
+
+def versus_physics(model: str | None, size: int, n_images: int, repeats: int, batch: int = 8) -> dict[str, Any]:
+    """CPU ms per image, learned vs physics engine, one thread, interleaved on one phantom (median)."""
+    res = side_by_side({"learned": model}, size, n_images, repeats, batch)
+    med = res["cpu_ms_per_image"]
+    return {"size": size, "batch": batch, "images": n_images, "repeats": 2 * repeats, "threads": 1,
             "cpu_ms_per_image": med, "ratio_learned_over_physics": round(med["learned"] / med["physics"], 3)}
+
+
+def side_by_side_markdown(res: dict[str, Any]) -> str:
+    """Markdown of a ``--side-by-side`` run (printed; the caller decides where it goes)."""
+    v = res["side_by_side"]
+    m = res["machine"]
+    lines = [f"Measured {res['date']} with `{res['command']}`; {m['cpu']}, {m['cores_visible']} cores visible, "
+             f"torch {m['torch']}, load average {m['load_average_1min']} at start. One thread, batch {v['batch']}, "
+             f"{v['size']} x {v['size']}, {v['images']} images per timing, the engines interleaved "
+             f"{v['repeats']} times in one process; median CPU ms per image.", "",
+             "| engine | model | CPU ms / image | x physics |", "|---|---|---|---|"]
+    phys = v["cpu_ms_per_image"]["physics"]
+    for name, ms in v["cpu_ms_per_image"].items():
+        mid = v["model_ids"].get(name, "20 MHz preset")
+        lines.append(f"| {name} | `{mid}` | {ms} | {ms / phys:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -341,7 +381,25 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--write-results", action="store_true", help=f"replace '{SECTION}' in {RESULTS}")
     ap.add_argument("--render", type=Path, default=None, help="only re-render a --json result as Markdown")
+    ap.add_argument("--side-by-side", nargs="+", metavar="NAME=RUN", default=None,
+                    help="only: CPU time per image of these trained runs ('default' for the embedded one) and "
+                    "the physics engine, interleaved (printed, not written to RESULTS.md)")
     a = ap.parse_args()
+    if a.side_by_side:
+        models: dict[str, str | None] = {}
+        for item in a.side_by_side:
+            name, sep, run = item.partition("=")
+            if not sep or not name or not run:
+                ap.error(f"--side-by-side takes NAME=RUN, got {item!r}")
+            models[name] = None if run == "default" else run
+        sbs: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+                               "command": "python benchmarks/bench_generate.py " + " ".join(sys.argv[1:]),
+                               "side_by_side": side_by_side(models, a.size, a.images, a.repeats)}
+        print(json.dumps(sbs, indent=2))
+        print(side_by_side_markdown(sbs))
+        if a.json:
+            a.json.write_text(json.dumps(sbs, indent=2) + "\n")
+        return
     if a.render:
         done = json.loads(a.render.read_text())
         md = startup_markdown(done) if "throughput" not in done else markdown(done)
