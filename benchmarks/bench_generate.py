@@ -365,6 +365,14 @@ def write_section(text: str, section: str = SECTION) -> None:
     _results.write_section(text, section)
 
 
+def _emit(res: dict[str, Any], md: str, json_path: Path | None) -> None:
+    """Print a run's JSON and Markdown, and write the JSON to ``json_path`` if given."""
+    print(json.dumps(res, indent=2))
+    print(md)
+    if json_path:
+        json_path.write_text(json.dumps(res, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="a trained run instead of the embedded default")
@@ -395,10 +403,7 @@ def main() -> None:
         sbs: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                                "command": "python benchmarks/bench_generate.py " + " ".join(sys.argv[1:]),
                                "side_by_side": side_by_side(models, a.size, a.images, a.repeats)}
-        print(json.dumps(sbs, indent=2))
-        print(side_by_side_markdown(sbs))
-        if a.json:
-            a.json.write_text(json.dumps(sbs, indent=2) + "\n")
+        _emit(sbs, side_by_side_markdown(sbs), a.json)
         return
     if a.render:
         done = json.loads(a.render.read_text())
@@ -412,11 +417,8 @@ def main() -> None:
                            "threads": a.threads}
     if a.startup_only:
         res["startup"] = startup(a.model, a.cli_runs)
-        print(json.dumps(res, indent=2))
         md = startup_markdown(res)
-        print(md)
-        if a.json:
-            a.json.write_text(json.dumps(res, indent=2) + "\n")
+        _emit(res, md, a.json)
         if a.write_results:
             write_section(md, section=STARTUP_SECTION)
         return
@@ -431,11 +433,8 @@ def main() -> None:
     if torch.cuda.is_available():
         res["throughput"] += throughput(a.model, "cuda", a.size, a.gpu_batch, max(a.images, 4 * max(a.gpu_batch)),
                                         a.repeats, a.threads)
-    print(json.dumps(res, indent=2))
     md = markdown(res)
-    print(md)
-    if a.json:
-        a.json.write_text(json.dumps(res, indent=2) + "\n")
+    _emit(res, md, a.json)
     if a.write_results:
         write_section(md)
         if "startup" in res:
