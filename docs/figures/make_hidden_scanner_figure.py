@@ -57,7 +57,8 @@ def row(scanner_dir: Path) -> list[np.ndarray]:
     for arm in ("fake_trained", "fake_default"):
         hits = sorted((scanner_dir / arm).glob(f"{stem}_label_seed*_000.png"))
         if not hits:
-            raise SystemExit(f"no {arm} image of {stem} in {scanner_dir} (run the benchmark with --arms trained default)")
+            raise SystemExit(f"no {arm} image of {stem} in {scanner_dir} "
+                             "(run the benchmark with --arms trained default)")
         fakes.append(_grey(hits[0]))
     return [lab, real, *fakes]
 

@@ -14,10 +14,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ivus_sim.calibrate import calibration_layout
 from ivus_sim.geometry import fov_mask
 from ivus_sim.phantom.random import random_phantom
 from ivus_sim.physics import PhysicsSimulator
-from ivus_sim.calibrate import calibration_layout
 from ivus_sim.tissues import colourise
 
 OUT = Path(__file__).with_name("physics_stages.png")
