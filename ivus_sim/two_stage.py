@@ -165,6 +165,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.formation_oversample not in (1, 2, 4):
             raise IvusSimError(f"model.formation_oversample must be 1, 2 or 4, got {self.formation_oversample}")
+        if self.formation_oversample != 1 and self.stage2_kind is not Stage2Kind.PHYSICS:
+            raise IvusSimError("model.formation_oversample needs model.stage2_kind: physics (the legacy spade "
+                               "stage 2 forms no speckle)")
         if self.scan_conversion not in (Interp.BILINEAR, Interp.BICUBIC):
             raise IvusSimError(f"model.scan_conversion must be bilinear or bicubic, got {self.scan_conversion.value}")
         div = max(self.stage1_downsample * 2 ** (len(self.stage1_channels) - 1), 2 ** len(self.encoder_channels))

@@ -351,6 +351,8 @@ def test_model_with_oversampled_formation_draws_more_noise_and_reproduces() -> N
     assert ModelConfig.from_dict(m.config.to_dict()) == m.config
     with pytest.raises(Exception, match="formation_oversample"):
         ModelConfig(**base, formation_oversample=3)
+    with pytest.raises(Exception, match="stage2_kind: physics"):  # the legacy stage 2 forms no speckle
+        ModelConfig(**base, formation_oversample=2, stage2_kind=Stage2Kind.SPADE)
     lab = torch.zeros(2, 64, 32, dtype=torch.uint8)
     lab[:, :, 8:20] = 1
     lab[:, :, 20:] = 2
