@@ -29,6 +29,7 @@ Usage::
     python benchmarks/bench_generate.py --write-results          # also replace the section in RESULTS.md
     python benchmarks/bench_generate.py --startup-only --write-results   # only the fast-start ratio
     python benchmarks/bench_generate.py --side-by-side a=RUN_A b=RUN_B   # only: trained runs vs physics, interleaved
+    python benchmarks/bench_generate.py --render R.json --write-results  # a saved result into RESULTS.md
     taskset -c 0,1 python benchmarks/bench_generate.py           # pin two cores on a bigger machine
 
 The machine is described in the output (CPU model, cores visible, load average at start, torch
@@ -59,6 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Generation (learned default)"
 STARTUP_SECTION = "## Fast start (one-image generate vs import torch)"
+SIDE_SECTION = "## Generation: trained models side by side"
 EXAMPLE = ROOT / "examples" / "calcified_plaque.png"
 
 
@@ -297,15 +299,15 @@ def versus_physics(model: str | None, size: int, n_images: int, repeats: int, ba
     """CPU ms per image, learned vs physics engine, one thread, interleaved on one phantom (median)."""
     res = side_by_side({"learned": model}, size, n_images, repeats, batch)
     med = res["cpu_ms_per_image"]
-    return {"size": size, "batch": batch, "images": n_images, "repeats": 2 * repeats, "threads": 1,
-            "cpu_ms_per_image": med, "ratio_learned_over_physics": round(med["learned"] / med["physics"], 3)}
+    return res | {"ratio_learned_over_physics": round(med["learned"] / med["physics"], 3)}
 
 
 def side_by_side_markdown(res: dict[str, Any]) -> str:
-    """Markdown of a ``--side-by-side`` run (printed; the caller decides where it goes)."""
+    """Markdown section of a ``--side-by-side`` run (``--write-results``: section :data:`SIDE_SECTION`)."""
     v = res["side_by_side"]
     m = res["machine"]
-    lines = [f"Measured {res['date']} with `{res['command']}`; {m['cpu']}, {m['cores_visible']} cores visible, "
+    lines = [SIDE_SECTION, "",
+             f"Measured {res['date']} with `{res['command']}`; {m['cpu']}, {m['cores_visible']} cores visible, "
              f"torch {m['torch']}, load average {m['load_average_1min']} at start. One thread, batch {v['batch']}, "
              f"{v['size']} x {v['size']}, {v['images']} images per timing, the engines interleaved "
              f"{v['repeats']} times in one process; median CPU ms per image.", "",
@@ -391,7 +393,7 @@ def main() -> None:
     ap.add_argument("--render", type=Path, default=None, help="only re-render a --json result as Markdown")
     ap.add_argument("--side-by-side", nargs="+", metavar="NAME=RUN", default=None,
                     help="only: CPU time per image of these trained runs ('default' for the embedded one) and "
-                    "the physics engine, interleaved (printed, not written to RESULTS.md)")
+                    f"the physics engine, interleaved (--write-results: section '{SIDE_SECTION}')")
     a = ap.parse_args()
     if a.side_by_side:
         models: dict[str, str | None] = {}
@@ -403,14 +405,22 @@ def main() -> None:
         sbs: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                                "command": "python benchmarks/bench_generate.py " + " ".join(sys.argv[1:]),
                                "side_by_side": side_by_side(models, a.size, a.images, a.repeats)}
-        _emit(sbs, side_by_side_markdown(sbs), a.json)
+        md = side_by_side_markdown(sbs)
+        _emit(sbs, md, a.json)
+        if a.write_results:
+            write_section(md, section=SIDE_SECTION)
         return
     if a.render:
         done = json.loads(a.render.read_text())
-        md = startup_markdown(done) if "throughput" not in done else markdown(done)
+        if "side_by_side" in done:
+            md, section = side_by_side_markdown(done), SIDE_SECTION
+        elif "throughput" in done:
+            md, section = markdown(done), SECTION
+        else:
+            md, section = startup_markdown(done), STARTUP_SECTION
         print(md)
         if a.write_results:
-            write_section(md, section=STARTUP_SECTION if "throughput" not in done else SECTION)
+            write_section(md, section=section)
         return
 
     res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),

@@ -37,21 +37,26 @@ def _grey(path: Path) -> np.ndarray:
     return np.repeat(im[..., None], 3, -1)
 
 
-def _pick(labels_dir: Path) -> Path:
+def _pick(labels_dir: Path) -> tuple[Path, np.ndarray]:
+    """The first test label map with dense calcium (else the first), and its labels ``(N, N)``."""
     files = sorted(labels_dir.glob("frame_*_label.png"))
     if not files:
         raise SystemExit(f"no test label maps in {labels_dir}")
+    first: tuple[Path, np.ndarray] | None = None
     for f in files:
-        if (read_phantom(f, size=SIZE).labels[0] == Tissue.DENSE_CALCIUM).any():
-            return f
-    return files[0]
+        lab = read_phantom(f, size=SIZE).labels[0]
+        first = first or (f, lab)
+        if (lab == Tissue.DENSE_CALCIUM).any():
+            return f, lab
+    assert first is not None
+    return first
 
 
 def row(scanner_dir: Path) -> list[np.ndarray]:
     """The four tiles of one scanner (see the module docstring)."""
-    lab_file = _pick(scanner_dir / "test_labels")
+    lab_file, labels = _pick(scanner_dir / "test_labels")
     stem = lab_file.name.removesuffix("_label.png")
-    lab = colourise(read_phantom(lab_file, size=SIZE).labels[0])
+    lab = colourise(labels)
     real = _grey(scanner_dir / "test" / f"{stem}_image.png")
     fakes = []
     for arm in ("fake_trained", "fake_default"):
